@@ -1,0 +1,173 @@
+"""Fast/full mode, seeding, device report and Colab detection.
+
+Fast mode is switched on by the environment variable ``COURSE_FAST=1`` (the
+test command sets it): notebooks then shrink image sizes, data and epochs so
+that they run on a laptop CPU in a few minutes. Full mode (the default) is for
+a GPU, e.g. on Colab.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from pathlib import Path
+
+FAST_ENV_VAR = "COURSE_FAST"
+DATA_ENV_VAR = "COURSE_DATA_DIR"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def is_fast() -> bool:
+    """True when ``COURSE_FAST`` is set to 1/true/yes/on.
+
+    Read at call time, so a notebook can flip the variable and re-run cells.
+    """
+    value = os.environ.get(FAST_ENV_VAR, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(
+        f"{FAST_ENV_VAR}={value!r} is not understood: set it to 1 for fast mode "
+        "or 0 (or leave it unset) for full mode."
+    )
+
+
+def pick(fast, full):
+    """Return ``fast`` in fast mode and ``full`` otherwise.
+
+    >>> image_size = pick(fast=64, full=256)
+    """
+    return fast if is_fast() else full
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def data_dir() -> Path:
+    """The folder where data sets are cached.
+
+    ``COURSE_DATA_DIR`` when set (tests point it at a local copy), otherwise
+    the user's cache folder (``~/.cache/semantic-segmentation-course`` on
+    Linux).
+    """
+    configured = os.environ.get(DATA_ENV_VAR)
+    if configured:
+        return Path(configured).expanduser()
+    import pooch  # only needed for the platform's cache location
+
+    return Path(pooch.os_cache("semantic-segmentation-course"))
+
+
+def seed_everything(seed: int = 42) -> int:
+    """Seed Python, NumPy and whichever of TensorFlow/PyTorch is loaded.
+
+    Frameworks that are not imported yet are not imported here (a PyTorch
+    notebook must not load TensorFlow): call this after importing your
+    framework. Returns the seed, so ``SEED = seed_everything(42)`` works.
+    """
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if "keras" in sys.modules:
+        import keras
+
+        keras.utils.set_random_seed(seed)  # seeds Python, NumPy and the backend
+    elif "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        tf.random.set_seed(seed)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)  # also seeds every CUDA device
+    return seed
+
+
+def torch_device():
+    """The best PyTorch device here: ``cuda``, then ``mps``, then ``cpu``."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_report() -> dict:
+    """What each loaded framework will compute on, e.g. ``{"torch": "cuda (Tesla T4)"}``.
+
+    Only frameworks that are already imported are asked.
+    """
+    report = {}
+    if "tensorflow" in sys.modules or "keras" in sys.modules:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            names = []
+            for gpu in gpus:
+                details = tf.config.experimental.get_device_details(gpu)
+                names.append(details.get("device_name", gpu.name))
+            report["tensorflow"] = "GPU (" + ", ".join(names) + ")"
+        else:
+            report["tensorflow"] = "CPU"
+    if "torch" in sys.modules:
+        import torch
+
+        device = torch_device()
+        if device.type == "cuda":
+            report["torch"] = f"cuda ({torch.cuda.get_device_name(0)})"
+        else:
+            report["torch"] = device.type.upper() if device.type == "cpu" else device.type
+    return report
+
+
+def gpu_name() -> str | None:
+    """The NVIDIA GPU's name from ``nvidia-smi``, or None (asks no framework)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        result = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    return ", ".join(names) or None
+
+
+def describe() -> str:
+    """One paragraph on where and how this notebook runs."""
+    lines = [
+        f"Python {platform.python_version()} on {platform.system()} "
+        f"({'Colab' if in_colab() else 'local'})",
+        f"Mode: {'FAST (small sizes for CPU/tests)' if is_fast() else 'FULL (sizes for a GPU)'}"
+        f" - set {FAST_ENV_VAR}=1 for fast mode",
+        f"Data folder: {data_dir()}",
+        f"GPU: {gpu_name() or 'none found - training runs on the CPU'}",
+    ]
+    if in_colab() and gpu_name() is None:
+        lines.append("On Colab, choose Runtime > Change runtime type > GPU for full mode.")
+    for framework, device in device_report().items():
+        lines.append(f"{framework} computes on: {device}")
+    return "\n".join(lines)
+
+
+def setup_notebook() -> None:
+    """Print the notebook's mode, data folder and devices (the first cell calls this)."""
+    print(describe())

@@ -1,0 +1,1 @@
+"""Keras (TensorFlow backend) side of the course: data, models, losses, metrics, training."""

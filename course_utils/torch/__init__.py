@@ -1,0 +1,1 @@
+"""PyTorch side of the course: data, models, losses, metrics, training."""
