@@ -169,5 +169,10 @@ def describe() -> str:
 
 
 def setup_notebook() -> None:
-    """Print the notebook's mode, data folder and devices (the first cell calls this)."""
+    """Print the notebook's mode, data folder and devices (the first cell calls this).
+
+    Also quiets TensorFlow's C++ start-up log (oneDNN notices and the like),
+    which would otherwise bury the first outputs, unless the user set it.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(describe())
