@@ -1,0 +1,848 @@
+"""Segmentation data without a framework: generate, load, check, split, crop, resize and augment.
+
+Conventions (the whole course):
+
+* images: float32 in [0, 1], shape ``(N, H, W, C)`` (one sample: ``(H, W, C)``);
+* masks: integer class indices, shape ``(N, H, W)`` (one sample: ``(H, W)``), int64.
+
+The Keras and PyTorch input pipelines (``course_utils.keras.data`` and
+``course_utils.torch.data``) both call :func:`prepare_sample` for every sample,
+with a random generator from :func:`sample_rng` ``(seed, epoch, index)``, so the
+same seed and epoch give the same batches in both frameworks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "SHAPE_CLASS_NAMES",
+    "MEMBRANE_CLASS_NAMES",
+    "MaskReport",
+    "make_shapes",
+    "load_membranes",
+    "load_folder",
+    "inspect_masks",
+    "validate_masks",
+    "split_indices",
+    "train_val_split",
+    "random_crop",
+    "resize_image",
+    "resize_mask",
+    "one_hot",
+    "class_frequencies",
+    "class_weights",
+    "flip_rotate",
+    "elastic_deform",
+    "augment_pair",
+    "sample_rng",
+    "epoch_order",
+    "prepare_sample",
+]
+
+SHAPE_CLASS_NAMES = ("background", "disc", "square", "triangle")
+MEMBRANE_CLASS_NAMES = ("cell", "membrane")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
+
+
+# =========================================================================== synthetic shapes
+def make_shapes(
+    n: int,
+    size: int = 128,
+    num_classes: int = 4,
+    seed: int = 0,
+    max_shapes: int = 4,
+    rare_class_frequency: float | None = None,
+    noise: float = 0.08,
+):
+    """Synthetic scenes: discs, squares and triangles on a textured, noisy background.
+
+    n:           number of images.
+    size:        height = width in pixels.
+    num_classes: 2..4; class 0 is background, then 1 disc, 2 square, 3 triangle (the first
+                 ``num_classes - 1`` shapes are used).
+    seed:        the same seed gives the same data.
+    max_shapes:  each image holds 1..max_shapes shapes (later ones occlude earlier ones).
+    rare_class_frequency: None -> all shape classes equally likely. A number p (e.g. 0.05) -> the LAST
+                 class is chosen for only about a fraction p of the shapes and drawn smaller: the
+                 class-imbalance knob.
+    noise:       standard deviation of the Gaussian pixel noise.
+
+    Returns ``images`` float32 (N, size, size, 3) in [0, 1] and ``masks`` int64 (N, size, size).
+    The colour of a shape does not tell its class (only its outline does).
+    """
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"make_shapes needs n >= 1 images, got n={n}.")
+    if not 2 <= num_classes <= 4:
+        raise ValueError(
+            f"make_shapes supports num_classes 2..4 (background + up to disc, square, triangle), got {num_classes}."
+        )
+    if size < 16:
+        raise ValueError(f"make_shapes needs size >= 16 pixels, got {size}.")
+    if max_shapes < 1:
+        raise ValueError(f"max_shapes must be at least 1, got {max_shapes}.")
+    if rare_class_frequency is not None and not 0.0 <= rare_class_frequency <= 1.0:
+        raise ValueError(f"rare_class_frequency must be in [0, 1] (e.g. 0.05) or None, got {rare_class_frequency}.")
+
+    rng = np.random.default_rng(seed)
+    num_shape_classes = num_classes - 1
+    k_tex = 3
+
+    # --- all random parameters up front (so the result does not depend on the chunking below)
+    counts = rng.integers(1, max_shapes + 1, size=n)
+    active = np.arange(max_shapes)[None, :] < counts[:, None]  # (N, S)
+    if rare_class_frequency is None:
+        classes = rng.integers(1, num_classes, size=(n, max_shapes))
+        rare = np.zeros((n, max_shapes), dtype=bool)
+    else:
+        rare = rng.random((n, max_shapes)) < rare_class_frequency
+        if num_shape_classes == 1:  # only one shape class: it appears in a fraction p of the shape slots
+            classes = np.ones((n, max_shapes), dtype=np.int64)
+            active &= rare
+        else:
+            others = rng.integers(1, num_classes - 1, size=(n, max_shapes))
+            classes = np.where(rare, num_classes - 1, others)
+    r_small = rng.uniform(0.035, 0.06, size=(n, max_shapes)) * size
+    r_normal = rng.uniform(0.09, 0.18, size=(n, max_shapes)) * size
+    radius = np.where(rare, r_small, r_normal)
+    cy = rng.uniform(0, 1, size=(n, max_shapes)) * (size - 2 * radius) + radius
+    cx = rng.uniform(0, 1, size=(n, max_shapes)) * (size - 2 * radius) + radius
+    angle = rng.uniform(0, 2 * np.pi, size=(n, max_shapes))
+    shape_colour = rng.uniform(0.55, 0.95, size=(n, max_shapes, 3))
+    bg_colour = rng.uniform(0.1, 0.4, size=(n, 3))
+    tex_freq = rng.uniform(1.0, 6.0, size=(n, k_tex)) / size
+    tex_dir = rng.uniform(0, 2 * np.pi, size=(n, k_tex))
+    tex_phase = rng.uniform(0, 2 * np.pi, size=(n, k_tex))
+    tex_amp = rng.uniform(0.03, 0.08, size=(n, k_tex))
+    f32 = np.float32  # compute in float32: half the memory traffic
+    radius, cy, cx, angle, shape_colour, bg_colour = (a.astype(f32) for a in (radius, cy, cx, angle, shape_colour, bg_colour))
+    tex_freq, tex_dir, tex_phase, tex_amp = (a.astype(f32) for a in (tex_freq, tex_dir, tex_phase, tex_amp))
+
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    images = np.empty((n, size, size, 3), dtype=np.float32)
+    masks = np.zeros((n, size, size), dtype=np.int64)
+    chunk = 64
+    for start in range(0, n, chunk):
+        sl = slice(start, min(start + chunk, n))
+        m = sl.stop - sl.start
+        # textured background: a few low-frequency plane waves per image
+        wave = (
+            np.cos(tex_dir[sl])[:, :, None, None] * xx + np.sin(tex_dir[sl])[:, :, None, None] * yy
+        ) * (f32(2 * np.pi) * tex_freq[sl])[:, :, None, None] + tex_phase[sl][:, :, None, None]
+        texture = (tex_amp[sl][:, :, None, None] * np.sin(wave)).sum(axis=1)  # (m, H, W)
+        img = bg_colour[sl][:, None, None, :] + texture[..., None]
+        msk = np.zeros((m, size, size), dtype=np.int64)
+        for s in range(max_shapes):
+            dy = yy[None] - cy[sl, s, None, None]
+            dx = xx[None] - cx[sl, s, None, None]
+            c, si = np.cos(angle[sl, s])[:, None, None], np.sin(angle[sl, s])[:, None, None]
+            u = c * dx + si * dy  # rotated coordinates
+            v = -si * dx + c * dy
+            r = radius[sl, s, None, None]
+            cls = classes[sl, s, None, None]
+            disc = dx * dx + dy * dy <= r * r
+            square = (np.abs(u) <= r * 0.85) & (np.abs(v) <= r * 0.85)
+            # equilateral triangle with inradius 0.7 r: three half-planes
+            tri = np.ones_like(disc)
+            for k in range(3):
+                theta = 2 * np.pi * k / 3
+                tri &= f32(np.cos(theta)) * u + f32(np.sin(theta)) * v <= f32(0.7) * r
+            inside = np.where(cls == 1, disc, np.where(cls == 2, square, tri))  # (m, H, W) bool
+            inside &= active[sl, s, None, None]
+            shading = f32(1.0) - f32(0.15) * (u / (r + f32(1e-6)))  # a soft gradient inside the shape
+            colour = shape_colour[sl, s][:, None, None, :] * shading[..., None]
+            img = np.where(inside[..., None], colour, img)
+            msk = np.where(inside, cls, msk)
+        if noise > 0:
+            img = img + rng.standard_normal(size=img.shape, dtype=np.float32) * f32(noise)
+        images[sl] = np.clip(img, 0.0, 1.0)
+        masks[sl] = msk
+    return images, masks
+
+
+# =========================================================================== real data
+def load_membranes(root=None, download: bool = True):
+    """The ISBI 2012 membrane slices (the U-Net paper's data), downloaded and checksum-verified on first use.
+
+    root:     folder holding ``isbi2012-membrane/`` (default: ``course_utils.env.data_dir()``,
+              i.e. ``$COURSE_DATA_DIR`` or the user cache).
+    download: False -> never go online (raises DataNotAvailableError when the files are missing).
+
+    Returns ``images`` float32 (30, 512, 512, 1) in [0, 1] and ``masks`` int64 (30, 512, 512) with
+    0 = cell interior, 1 = membrane (the PNG masks store 255 = cell, 0 = membrane; this flips them so
+    that the thin, rare structure is the foreground class 1).
+    """
+    from .download import fetch_dataset
+
+    folder = fetch_dataset("isbi2012-membrane", root=root, download=download)
+    stems = [str(i) for i in range(30)]
+    images = np.stack([_read_image(folder / "images" / f"{s}.png", grayscale=True) for s in stems])
+    raw = np.stack([_read_mask(folder / "masks" / f"{s}.png") for s in stems])
+    values = np.unique(raw)
+    if not set(values.tolist()) <= {0, 255}:
+        grey = int(((raw > 0) & (raw < 255)).sum())
+        raise ValueError(
+            f"The membrane masks in {folder / 'masks'} contain {grey} pixels with grey levels other than 0 and 255 "
+            f"(values {values[:8].tolist()}...): the files are not the original PNGs; delete the folder so that "
+            "they are downloaded again."
+        )
+    masks = (raw < 128).astype(np.int64)  # 0 (black) = membrane -> class 1
+    return images, masks
+
+
+def _read_image(path: Path, grayscale: bool) -> np.ndarray:
+    """One image file -> float32 (H, W, 1) if grayscale else (H, W, 3), in [0, 1]."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.load()
+        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(img).astype(np.float32)
+            arr = arr / (65535.0 if arr.max() > 255 else 255.0)
+            arr = arr[..., None] if grayscale else np.repeat(arr[..., None], 3, axis=-1)
+            return arr.astype(np.float32)
+        if img.mode == "F":
+            arr = np.asarray(img, dtype=np.float32)
+            if arr.min() < 0 or arr.max() > 1:
+                raise ValueError(f"{path}: floating-point image with values outside [0, 1]; rescale it to [0, 1].")
+            return arr[..., None] if grayscale else np.repeat(arr[..., None], 3, axis=-1)
+        img = img.convert("L" if grayscale else "RGB")
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+    return arr[..., None] if grayscale else arr
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    """One mask file as stored: (H, W) for grey/palette masks, (H, W, 3) for colour masks."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.load()
+        if img.mode in ("RGBA", "LA"):
+            img = img.convert("RGB" if img.mode == "RGBA" else "L")
+        if img.mode == "1":
+            img = img.convert("L")
+        arr = np.asarray(img)
+    if arr.ndim == 3 and np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
+        arr = arr[..., 0]  # a grey mask saved as RGB
+    return arr
+
+
+def _list_files(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder: pass the folder that holds the image/mask files.")
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if path.stem in files:
+            raise ValueError(
+                f"{folder} holds two files with the stem {path.stem!r} ({files[path.stem].name} and {path.name}): "
+                "keep one, images and masks are paired by file name without extension."
+            )
+        files[path.stem] = path
+    if not files:
+        raise ValueError(f"No image files ({', '.join(IMAGE_SUFFIXES)}) found in {folder}.")
+    return files
+
+
+def load_folder(
+    images_dir,
+    masks_dir,
+    num_classes: int | None = None,
+    mask_mapping: Mapping | None = None,
+    grayscale: bool = False,
+    ignore_index: int | None = None,
+):
+    """Load your own data: image files and mask files paired by file name without extension.
+
+    images_dir / masks_dir: folders; ``images/cat_01.jpg`` pairs with ``masks/cat_01.png``.
+    num_classes:  the number of classes; None -> max class index + 1 (after mapping).
+    mask_mapping: maps stored mask values to class indices, e.g. ``{0: 0, 255: 1}`` for black/white masks,
+                  or RGB tuples for colour-coded masks, ``{(0, 0, 0): 0, (255, 0, 0): 1}``. Every value that
+                  occurs must be mapped.
+    grayscale:    True -> images (N, H, W, 1), False -> (N, H, W, 3).
+    ignore_index: a mask value (e.g. 255 for "don't care" borders) that is allowed besides 0..num_classes-1.
+
+    Returns ``images`` float32 (N, H, W, C) in [0, 1] and ``masks`` int64 (N, H, W).
+    Raises ValueError naming the files and the fix for unpaired files, size mismatches and mask values that
+    are not valid class indices (e.g. 0/255 masks: pass ``mask_mapping={0: 0, 255: 1}``). Nothing is silently
+    dropped or resized.
+    """
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    image_files, mask_files = _list_files(images_dir), _list_files(masks_dir)
+    only_images = sorted(set(image_files) - set(mask_files))
+    only_masks = sorted(set(mask_files) - set(image_files))
+    if only_images or only_masks:
+        parts = []
+        if only_images:
+            parts.append(f"{len(only_images)} image(s) without a mask in {masks_dir}: {', '.join(only_images[:5])}")
+        if only_masks:
+            parts.append(f"{len(only_masks)} mask(s) without an image in {images_dir}: {', '.join(only_masks[:5])}")
+        raise ValueError(
+            "Images and masks are paired by file name without extension, but " + "; ".join(parts)
+            + ". Add the missing files or move the unpaired ones out of the folders."
+        )
+    stems = sorted(image_files, key=_natural_key)
+    images, raw_masks = [], []
+    for stem in stems:
+        image = _read_image(image_files[stem], grayscale)
+        mask = _read_mask(mask_files[stem])
+        if image.shape[:2] != mask.shape[:2]:
+            raise ValueError(
+                f"{image_files[stem].name} is {image.shape[1]}x{image.shape[0]} pixels but its mask "
+                f"{mask_files[stem].name} is {mask.shape[1]}x{mask.shape[0]}: image and mask must have the same "
+                "size; fix or re-export the mask (resize masks only with nearest neighbour)."
+            )
+        if images and image.shape != images[0].shape:
+            raise ValueError(
+                f"{image_files[stem].name} is {image.shape[1]}x{image.shape[0]} but {image_files[stems[0]].name} is "
+                f"{images[0].shape[1]}x{images[0].shape[0]}: all images must have the same size to form one array; "
+                "resize them beforehand (resize_image / resize_mask) or crop them to a common size."
+            )
+        if raw_masks and mask.ndim != raw_masks[0].ndim:
+            raise ValueError(
+                f"{mask_files[stem].name} is a {'colour' if mask.ndim == 3 else 'grey'} mask but "
+                f"{mask_files[stems[0]].name} is not: save all masks in the same format."
+            )
+        images.append(image)
+        raw_masks.append(mask)
+    images = np.stack(images).astype(np.float32)
+    raw = np.stack(raw_masks)
+
+    if mask_mapping is not None:
+        masks = _apply_mapping(raw, mask_mapping, masks_dir)
+    elif raw.ndim == 4:
+        colours = np.unique(raw.reshape(-1, raw.shape[-1]), axis=0)
+        raise ValueError(
+            f"The masks in {masks_dir} are colour images with {len(colours)} colours "
+            f"(e.g. {[tuple(int(v) for v in c) for c in colours[:4]]}): pass mask_mapping={{(r, g, b): class_index, ...}} "
+            "to turn colours into class indices."
+        )
+    else:
+        masks = raw.astype(np.int64)
+    report = inspect_masks(masks, num_classes=num_classes, ignore_index=ignore_index)
+    if report.problems:
+        raise ValueError(f"The masks in {masks_dir} are not valid class indices: " + " ".join(report.problems))
+    return images, masks
+
+
+def _natural_key(text: str):
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def _apply_mapping(raw: np.ndarray, mapping: Mapping, masks_dir) -> np.ndarray:
+    if raw.ndim == 4:  # colour masks: keys are RGB tuples
+        flat = raw.reshape(-1, raw.shape[-1]).astype(np.int64)
+        codes = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+        lookup = {}
+        for key, value in mapping.items():
+            if not isinstance(key, (tuple, list)) or len(key) != 3:
+                raise ValueError(
+                    f"The masks in {masks_dir} are colour images, so mask_mapping keys must be (r, g, b) tuples, "
+                    f"got {key!r}."
+                )
+            lookup[(int(key[0]) << 16) | (int(key[1]) << 8) | int(key[2])] = int(value)
+        unique = np.unique(codes)
+        unmapped = [u for u in unique.tolist() if u not in lookup]
+        if unmapped:
+            shown = [((u >> 16) & 255, (u >> 8) & 255, u & 255) for u in unmapped[:5]]
+            raise ValueError(
+                f"The masks in {masks_dir} contain colours not in mask_mapping: {shown}: add them to mask_mapping."
+            )
+        table_keys = np.array(sorted(lookup), dtype=np.int64)
+        table_values = np.array([lookup[k] for k in sorted(lookup)], dtype=np.int64)
+        return table_values[np.searchsorted(table_keys, codes)].reshape(raw.shape[:-1])
+    unique = np.unique(raw)
+    unmapped = [v for v in unique.tolist() if v not in mapping]
+    if unmapped:
+        raise ValueError(
+            f"The masks in {masks_dir} contain values not in mask_mapping: {unmapped[:8]}"
+            + (" (grey levels between 0 and 255: lossy JPEG masks? save masks as PNG)" if len(unmapped) > 2 else "")
+            + ": add them to mask_mapping."
+        )
+    out = np.zeros(raw.shape, dtype=np.int64)
+    for key, value in mapping.items():
+        out[raw == key] = int(value)
+    return out
+
+
+# =========================================================================== checking masks
+@dataclass(eq=False)
+class MaskReport:
+    """What :func:`inspect_masks` found. ``problems``: each problem and its fix (empty = fine)."""
+
+    shape: tuple
+    dtype: str
+    num_classes: int | None
+    values: list
+    class_counts: np.ndarray | None = None
+    class_frequencies: np.ndarray | None = None
+    missing_classes: list = field(default_factory=list)
+    class_names: tuple | None = None
+    problems: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    looks_0_255: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def _name(self, c: int) -> str:
+        if self.class_names is not None and c < len(self.class_names):
+            return f"{c} ({self.class_names[c]})"
+        return str(c)
+
+    def __str__(self) -> str:
+        shown = self.values if len(self.values) <= 12 else self.values[:12] + ["..."]
+        lines = [
+            f"MaskReport: shape {self.shape}, dtype {self.dtype}, num_classes {self.num_classes}, values {shown}"
+        ]
+        if self.class_frequencies is not None:
+            freqs = ", ".join(
+                f"{self._name(c)}: {f:.1%}" for c, f in enumerate(self.class_frequencies)
+            )
+            lines.append(f"  class frequencies: {freqs}")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
+        if self.problems:
+            for problem in self.problems:
+                lines.append(f"  PROBLEM: {problem}")
+        else:
+            lines.append("  OK: valid integer class-index masks")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = [
+            ("shape", self.shape), ("dtype", self.dtype), ("num_classes", self.num_classes),
+            ("values", self.values if len(self.values) <= 12 else self.values[:12] + ["..."]),
+        ]
+        if self.class_frequencies is not None:
+            rows.append(("class frequencies", ", ".join(
+                f"{self._name(c)}: {f:.1%}" for c, f in enumerate(self.class_frequencies))))
+        body = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+                       for k, v in rows)
+        items = "".join(f"<li>&#9888; {html.escape(p)}</li>" for p in self.problems)
+        items += "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        status = ("<b style='color:#b00'>problems found</b>" if self.problems
+                  else "<b style='color:#070'>OK: valid integer class-index masks</b>")
+        return f"<div><b>MaskReport</b> &mdash; {status}<table>{body}</table><ul>{items}</ul></div>"
+
+
+def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[str] | None = None,
+                  ignore_index: int | None = None) -> MaskReport:
+    """Check that ``masks`` are integer class-index masks (N, H, W) and report what is off.
+
+    Detects: wrong dtype (float, bool), non-integer values / grey levels (lossy JPEG saving, bilinear
+    resizing), 0/255 masks that should be 0/1, an extra channel axis (N, H, W, 1) or (N, 1, H, W),
+    one-hot masks, negative values or values >= num_classes, and (as notes) classes that never occur.
+    ``ignore_index`` pixels (e.g. 255) are allowed and left out of the class frequencies.
+
+    Returns a :class:`MaskReport`; ``report.problems`` lists each problem with its fix.
+    """
+    arr = np.asarray(masks)
+    report = MaskReport(shape=tuple(arr.shape), dtype=str(arr.dtype), num_classes=num_classes, values=[],
+                        class_names=tuple(class_names) if class_names is not None else None)
+    problems = report.problems
+    if arr.size == 0:
+        problems.append("The masks are empty (size 0): load at least one mask.")
+        return report
+    if arr.dtype.kind not in "biuf":
+        problems.append(f"dtype {arr.dtype} is not numeric: masks must be integer class indices (np.int64).")
+        return report
+    values = np.unique(arr)
+    if arr.dtype.kind == "f" and np.isnan(values).any():
+        problems.append("The masks contain NaN: masks must be integer class indices without NaN.")
+        values = values[~np.isnan(values)]
+    report.values = [v.item() for v in values[:256]]
+
+    # --- shape
+    if arr.ndim == 4 and arr.shape[-1] == 1:
+        problems.append(f"Shape {arr.shape} has an extra channel axis (N, H, W, 1): use masks[..., 0] to get (N, H, W).")
+    elif arr.ndim == 4 and arr.shape[1] == 1:
+        problems.append(f"Shape {arr.shape} has an extra channel axis (N, 1, H, W): use masks[:, 0] to get (N, H, W).")
+    elif arr.ndim == 4 and set(report.values) <= {0, 1} and np.allclose(arr.sum(axis=-1), 1):
+        problems.append(f"Shape {arr.shape} looks one-hot (N, H, W, C): use masks.argmax(axis=-1) to get class indices (N, H, W).")
+    elif arr.ndim == 2:
+        problems.append(f"Shape {arr.shape} is a single mask (H, W): use masks[None] for a batch (1, H, W).")
+    elif arr.ndim != 3:
+        problems.append(f"Shape {arr.shape} is not (N, H, W): masks must be one class index per pixel.")
+
+    # --- dtype and values
+    int_valued = arr.dtype.kind in "biu" or bool(np.all(np.mod(values, 1) == 0))
+    looks_0_255 = bool(int_valued and set(report.values) <= {0, 255} and 255 in report.values
+                       and ignore_index != 255 and (num_classes is None or num_classes <= 2))
+    report.looks_0_255 = looks_0_255
+    grey_levels = False
+    if arr.dtype == bool:
+        problems.append("dtype bool: masks must be integer class indices; use masks.astype(np.int64).")
+    elif arr.dtype.kind == "f":
+        if int_valued:
+            problems.append(f"dtype {arr.dtype}: masks must be integer class indices; use masks.astype(np.int64).")
+        else:
+            problems.append(
+                f"dtype {arr.dtype} with non-integer values (e.g. {[v for v in report.values if v % 1][:3]}): the masks "
+                "were interpolated (bilinear resizing) or are probabilities; resize masks with nearest neighbour "
+                "(resize_mask) or round/threshold them, then use .astype(np.int64)."
+            )
+    if looks_0_255:
+        problems.append(
+            "Values are 0/255 (a black/white mask saved as an 8-bit image): map 255 to class 1, e.g. "
+            "masks = (masks > 127).astype(np.int64) or load_folder(..., mask_mapping={0: 0, 255: 1})."
+        )
+    elif int_valued and len(values) > 2 and values.min() >= 0 and values.max() == 255 and 0 in report.values \
+            and (num_classes is None or num_classes < len(values)):
+        extreme = np.isin(arr, (0, 255)).mean()
+        if extreme > 0.8:
+            grey_levels = True
+            grey = int((~np.isin(arr, (0, 255))).sum())
+            problems.append(
+                f"{grey} pixels have grey levels between 0 and 255 although most are 0 or 255: the masks were saved "
+                "lossily (JPEG) or resized with interpolation; save masks as PNG and resize with nearest neighbour, "
+                "or threshold: masks = (masks > 127).astype(np.int64)."
+            )
+    if int_valued and not looks_0_255:
+        valid = values if ignore_index is None else values[values != ignore_index]
+        negative = valid[valid < 0]
+        if negative.size:
+            problems.append(f"Negative values {negative[:5].tolist()}: class indices start at 0; map them to classes.")
+        if num_classes is not None:
+            too_big = valid[valid >= num_classes]
+            if too_big.size:
+                problems.append(
+                    f"Values {too_big[:8].tolist()} are outside the class range 0..{num_classes - 1}: map them to "
+                    f"classes (mask_mapping), use a larger num_classes, or mark them as ignore_index."
+                )
+
+    # --- frequencies (when the values are usable class indices)
+    if int_valued and arr.size and not looks_0_255 and not grey_levels \
+            and (num_classes is not None or values.max() < 64):
+        flat = arr.reshape(-1)
+        if ignore_index is not None:
+            flat = flat[flat != ignore_index]
+        flat = flat.astype(np.int64)
+        if flat.size and flat.min() >= 0:
+            c = num_classes if num_classes is not None else int(flat.max()) + 1
+            counts = np.bincount(flat[flat < c], minlength=c)[:c] if flat.size else np.zeros(c, dtype=np.int64)
+            report.class_counts = counts
+            total = counts.sum()
+            report.class_frequencies = counts / total if total else counts.astype(np.float64)
+            report.missing_classes = [int(k) for k in np.flatnonzero(counts == 0)]
+            if report.missing_classes:
+                report.notes.append(
+                    f"Class(es) {', '.join(report._name(k) for k in report.missing_classes)} never occur: "
+                    "check num_classes and the mask values (a split may also just lack them)."
+                )
+            if total and num_classes is not None:
+                rare = [k for k in range(c) if 0 < counts[k] / total < 0.01]
+                if rare:
+                    report.notes.append(
+                        f"Class(es) {', '.join(report._name(k) for k in rare)} cover less than 1% of the pixels: "
+                        "strong class imbalance (consider class weights or a Dice loss)."
+                    )
+    return report
+
+
+def validate_masks(masks, num_classes: int, ignore_index: int | None = None) -> MaskReport:
+    """Raise ValueError listing every problem :func:`inspect_masks` finds; return the report when fine."""
+    report = inspect_masks(masks, num_classes=num_classes, ignore_index=ignore_index)
+    if report.problems:
+        raise ValueError("Invalid masks: " + " ".join(report.problems))
+    return report
+
+
+# =========================================================================== splitting
+def split_indices(n: int, val_fraction: float = 0.2, seed: int = 0):
+    """Shuffled indices ``(train_idx, val_idx)`` (int64 arrays) with ``round(n * val_fraction)`` validation items.
+
+    At least one item lands in each part when ``0 < val_fraction < 1``.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
+    n = int(n)
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0:
+        n_val = max(1, n_val)
+    if n_val >= n:
+        raise ValueError(f"Cannot split {n} items with val_fraction={val_fraction}: nothing would be left to train on.")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def train_val_split(images, masks, val_fraction: float = 0.2, seed: int = 0):
+    """Split into training and validation parts.
+
+    images (N, H, W, C), masks (N, H, W) -> ``x_train, y_train, x_val, y_val``.
+    """
+    if len(images) != len(masks):
+        raise ValueError(f"{len(images)} images but {len(masks)} masks: each image needs exactly one mask.")
+    train_idx, val_idx = split_indices(len(images), val_fraction, seed)
+    return images[train_idx], masks[train_idx], images[val_idx], masks[val_idx]
+
+
+# =========================================================================== crop / resize
+def _pair_size(size) -> tuple[int, int]:
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    h, w = size
+    return int(h), int(w)
+
+
+def random_crop(image, mask, size, rng):
+    """The same random window of ``image`` (H, W, C) and ``mask`` (H, W).
+
+    size: int or (h, w); rng: a np.random.Generator. Returns (h, w, C) and (h, w).
+    """
+    h, w = _pair_size(size)
+    H, W = mask.shape[:2]
+    if image.shape[:2] != mask.shape[:2]:
+        raise ValueError(f"image {image.shape[:2]} and mask {mask.shape[:2]} differ in size: pass a matching pair.")
+    if h > H or w > W:
+        raise ValueError(f"Crop size {(h, w)} is larger than the image {(H, W)}: use a smaller crop_size or resize first.")
+    top = int(rng.integers(0, H - h + 1))
+    left = int(rng.integers(0, W - w + 1))
+    return image[top:top + h, left:left + w], mask[top:top + h, left:left + w]
+
+
+def _source_coords(n_out: int, n_in: int) -> np.ndarray:
+    """Pixel-centre aligned source coordinates (align_corners=False, like tf.image.resize / torch)."""
+    return (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+
+
+def resize_image(image, size):
+    """Bilinear resize of ``image`` (H, W, C) or a batch (N, H, W, C) to ``size`` (int or (h, w)). float32 out."""
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim not in (3, 4):
+        raise ValueError(f"resize_image expects (H, W, C) or (N, H, W, C), got shape {arr.shape}: add a channel axis "
+                         "with image[..., None].")
+    h, w = _pair_size(size)
+    H, W = arr.shape[-3], arr.shape[-2]
+    ys = np.clip(_source_coords(h, H), 0, H - 1)
+    xs = np.clip(_source_coords(w, W), 0, W - 1)
+    y0 = np.floor(ys).astype(np.int64)
+    x0 = np.floor(xs).astype(np.int64)
+    y1, x1 = np.minimum(y0 + 1, H - 1), np.minimum(x0 + 1, W - 1)
+    wy = (ys - y0).astype(np.float32)[:, None, None]
+    wx = (xs - x0).astype(np.float32)[None, :, None]
+    top = arr[..., y0, :, :][..., :, x0, :] * (1 - wx) + arr[..., y0, :, :][..., :, x1, :] * wx
+    bottom = arr[..., y1, :, :][..., :, x0, :] * (1 - wx) + arr[..., y1, :, :][..., :, x1, :] * wx
+    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+
+
+def resize_mask(mask, size):
+    """Nearest-neighbour resize of ``mask`` (H, W) or (N, H, W) to ``size``: never invents classes.
+
+    Raises TypeError for float masks (interpolated floats are not class indices).
+    """
+    arr = np.asarray(mask)
+    if arr.dtype.kind == "f":
+        raise TypeError(
+            f"resize_mask got a float mask (dtype {arr.dtype}): masks must be integer class indices; convert with "
+            ".astype(np.int64) first (and never resize masks with bilinear interpolation: it invents classes)."
+        )
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"resize_mask expects (H, W) or (N, H, W), got shape {arr.shape}: drop a channel axis "
+                         "with mask[..., 0].")
+    h, w = _pair_size(size)
+    H, W = arr.shape[-2], arr.shape[-1]
+    ys = np.clip(np.floor((np.arange(h) + 0.5) * H / h).astype(np.int64), 0, H - 1)
+    xs = np.clip(np.floor((np.arange(w) + 0.5) * W / w).astype(np.int64), 0, W - 1)
+    return arr[..., ys, :][..., :, xs]
+
+
+# =========================================================================== encodings and statistics
+def _check_range(masks: np.ndarray, num_classes: int, ignore_index=None, where="") -> None:
+    if masks.dtype.kind not in "biu":
+        raise TypeError(f"{where}masks must be integer class indices, got dtype {masks.dtype}: use .astype(np.int64).")
+    valid = masks if ignore_index is None else masks[masks != ignore_index]
+    if valid.size and (valid.min() < 0 or valid.max() >= num_classes):
+        raise ValueError(
+            f"{where}mask values must be in 0..{num_classes - 1}, found {int(valid.min())}..{int(valid.max())}: "
+            "map them to class indices (0/255 masks: (masks > 127)) or pass ignore_index for 'don't care' pixels."
+        )
+
+
+def one_hot(masks, num_classes: int):
+    """Class indices (..., H, W) -> one-hot float32 (..., H, W, num_classes) (class axis last)."""
+    arr = np.asarray(masks)
+    _check_range(arr, num_classes, where="one_hot: ")
+    return np.eye(num_classes, dtype=np.float32)[arr]
+
+
+def class_frequencies(masks, num_classes: int, ignore_index: int | None = None):
+    """Fraction of pixels per class, float64 (C,) summing to 1 (``ignore_index`` pixels left out)."""
+    arr = np.asarray(masks)
+    _check_range(arr, num_classes, ignore_index, where="class_frequencies: ")
+    flat = arr.reshape(-1)
+    if ignore_index is not None:
+        flat = flat[flat != ignore_index]
+    counts = np.bincount(flat.astype(np.int64), minlength=num_classes).astype(np.float64)
+    total = counts.sum()
+    if total == 0:
+        raise ValueError("class_frequencies: every pixel is ignore_index, there is nothing to count.")
+    return counts / total
+
+
+def class_weights(masks, num_classes: int, method: str = "inverse_frequency", ignore_index: int | None = None):
+    """Per-class loss weights, float32 (C,), from the class frequencies f_c of ``masks``.
+
+    "inverse_frequency": w_c = 1 / (K f_c) with K the number of classes present, so the pixel-weighted
+    mean weight is 1. "median_frequency": w_c = median(f) / f_c (Eigen & Fergus 2015).
+    A class that never occurs gets weight 0 (it contributes no pixels anyway).
+    """
+    freqs = class_frequencies(masks, num_classes, ignore_index)
+    present = freqs > 0
+    weights = np.zeros(num_classes, dtype=np.float64)
+    if method == "inverse_frequency":
+        weights[present] = 1.0 / (present.sum() * freqs[present])
+    elif method == "median_frequency":
+        weights[present] = np.median(freqs[present]) / freqs[present]
+    else:
+        raise ValueError(f"Unknown method {method!r}: use 'inverse_frequency' or 'median_frequency'.")
+    return weights.astype(np.float32)
+
+
+# =========================================================================== augmentation
+def _check_pair(image, mask):
+    image, mask = np.asarray(image), np.asarray(mask)
+    if image.ndim != 3:
+        raise ValueError(f"Expected one image (H, W, C), got shape {image.shape}: add a channel axis with image[..., None].")
+    if mask.ndim != 2:
+        raise ValueError(f"Expected one mask (H, W), got shape {mask.shape}: masks are class indices without a channel axis.")
+    if image.shape[:2] != mask.shape:
+        raise ValueError(f"image {image.shape[:2]} and mask {mask.shape} differ in size: pass a matching pair.")
+    if mask.dtype.kind == "f":
+        raise TypeError(f"mask has dtype {mask.dtype}: masks must be integer class indices; use .astype(np.int64).")
+    return image, mask
+
+
+def flip_rotate(image, mask, k: int = 0, flip: bool = False):
+    """Flip left-right (if ``flip``), then rotate by ``k`` quarter turns counter-clockwise (np.rot90), both alike.
+
+    image (H, W, C), mask (H, W) -> the transformed pair (contiguous copies).
+    """
+    if flip:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    if k % 4:
+        image, mask = np.rot90(image, k, axes=(0, 1)), np.rot90(mask, k, axes=(0, 1))
+    return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+
+def elastic_deform(image, mask, rng, alpha: float = 10.0, sigma: float | None = None):
+    """Smooth random elastic deformation as in the U-Net paper (Ronneberger et al. 2015, section 3.1).
+
+    Random displacement vectors are drawn on a coarse grid (standard deviation ``alpha`` pixels; the paper:
+    10) and interpolated bicubically to a per-pixel displacement field. ``sigma`` is the grid spacing in
+    pixels, i.e. the length scale over which the deformation varies (None: a 3x3 grid over the image, as in
+    the paper). The image is resampled bilinearly, the mask with nearest neighbour (it stays integer: no
+    new classes appear). Borders are mirrored.
+
+    image (H, W, C) float, mask (H, W) int -> same shapes and dtypes.
+    """
+    from scipy import ndimage
+
+    image, mask = _check_pair(image, mask)
+    H, W = mask.shape
+    if sigma is None:
+        gy = gx = 3
+    else:
+        if sigma <= 0:
+            raise ValueError(f"sigma (grid spacing in pixels) must be positive, got {sigma}.")
+        gy, gx = max(2, int(round(H / sigma)) + 1), max(2, int(round(W / sigma)) + 1)
+    coarse = rng.normal(0.0, alpha, size=(2, gy, gx))
+    dy = ndimage.zoom(coarse[0], (H / gy, W / gx), order=3, mode="nearest")[:H, :W]
+    dx = ndimage.zoom(coarse[1], (H / gy, W / gx), order=3, mode="nearest")[:H, :W]
+    yy, xx = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    coords = np.stack([yy + dy, xx + dx])
+    out_image = np.empty_like(image, dtype=np.float32)
+    for c in range(image.shape[-1]):
+        out_image[..., c] = ndimage.map_coordinates(image[..., c].astype(np.float32), coords, order=1, mode="mirror")
+    out_mask = ndimage.map_coordinates(mask, coords, order=0, mode="mirror", output=mask.dtype)
+    return out_image, out_mask
+
+
+def augment_pair(image, mask, rng, flip: bool = True, rotate90: bool = True, elastic: bool = False,
+                 elastic_alpha: float = 10.0, elastic_sigma: float | None = None):
+    """One random geometric transform applied to both ``image`` (H, W, C) and ``mask`` (H, W).
+
+    flip:     left-right and up-down flips, each with probability 1/2.
+    rotate90: a random number of quarter turns (only 0 or 2 for non-square images, so the shape is kept).
+    elastic:  :func:`elastic_deform` with ``elastic_alpha`` / ``elastic_sigma``.
+    The mask gets exactly the same transform (nearest neighbour) and stays integer.
+    Returns contiguous copies (image float32, mask with the mask's dtype).
+    """
+    image, mask = _check_pair(image, mask)
+    if flip:
+        if rng.random() < 0.5:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        if rng.random() < 0.5:
+            image, mask = image[::-1], mask[::-1]
+    if rotate90:
+        square = mask.shape[0] == mask.shape[1]
+        k = int(rng.integers(0, 4)) if square else 2 * int(rng.integers(0, 2))
+        image, mask = np.rot90(image, k, axes=(0, 1)), np.rot90(mask, k, axes=(0, 1))
+    if elastic:
+        image, mask = elastic_deform(image, mask, rng, elastic_alpha, elastic_sigma)
+    return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(mask)
+
+
+# =========================================================================== per-sample randomness, shared by both pipelines
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random generator for sample ``index`` in ``epoch``: the same numbers in the Keras and PyTorch pipelines."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(index)]))
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """The order in which the ``n`` samples are visited in ``epoch`` (int64 (n,)); identical in both pipelines."""
+    if not shuffle:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch)], spawn_key=(7,)))
+    return rng.permutation(n).astype(np.int64)
+
+
+def prepare_sample(image, mask, seed: int = 0, epoch: int = 0, index: int = 0, augment=False, crop_size=None):
+    """What both input pipelines do to one sample: random crop, then augmentation, with ``sample_rng``.
+
+    image (H, W, C), mask (H, W) -> image float32 (h, w, C), mask int64 (h, w).
+    augment:   False, True (flips + quarter turns), or a dict of :func:`augment_pair` keyword arguments,
+               e.g. ``{"elastic": True}``.
+    crop_size: None (whole image) or int / (h, w).
+    """
+    image = np.asarray(image, dtype=np.float32)
+    mask = np.asarray(mask)
+    if not augment and crop_size is None:
+        return image, mask.astype(np.int64)
+    rng = sample_rng(seed, epoch, index)
+    if crop_size is not None:
+        image, mask = random_crop(image, mask, crop_size, rng)
+    if augment:
+        options = augment if isinstance(augment, Mapping) else {}
+        image, mask = augment_pair(image, mask, rng, **options)
+    return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(mask, dtype=np.int64)
+
+
+def _ensure_dataset_arrays(images, masks):
+    """Check (N, H, W, C) float images and (N, H, W) integer masks for the pipelines."""
+    images, masks = np.asarray(images), np.asarray(masks)
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, H, W, C), got shape {images.shape}"
+                         + (": add a channel axis with images[..., None]." if images.ndim == 3 else "."))
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be (N, H, W) class indices, got shape {masks.shape}"
+                         + (": drop the channel axis with masks[..., 0]." if masks.ndim == 4 else "."))
+    if len(images) != len(masks) or images.shape[1:3] != masks.shape[1:3]:
+        raise ValueError(f"images {images.shape} and masks {masks.shape} do not match: need the same N, H and W.")
+    if masks.dtype.kind not in "biu":
+        raise TypeError(f"masks have dtype {masks.dtype}: masks must be integer class indices; use .astype(np.int64).")
+    if images.dtype.kind != "f":
+        raise TypeError(f"images have dtype {images.dtype}: use float32 in [0, 1], e.g. images.astype(np.float32) / 255.")
+    return images, masks

@@ -1,0 +1,81 @@
+"""``tf.data`` input pipeline for Keras: NumPy arrays in, batches of (images NHWC float32, masks int32) out.
+
+Every sample goes through :func:`course_utils.data.prepare_sample` (random crop + joint augmentation) with the
+random generator ``sample_rng(seed, epoch, index)``, and the visiting order is
+``epoch_order(n, seed, epoch, shuffle)``: the PyTorch loader in ``course_utils.torch.data`` uses the same two
+functions, so the same seed and epoch give the same batches in both frameworks.
+
+Each full pass over the data set (one Keras epoch) is the next epoch: the augmentation changes from epoch to
+epoch, reproducibly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from ..data import _ensure_dataset_arrays, epoch_order, prepare_sample
+
+__all__ = ["make_dataset"]
+
+
+def make_dataset(
+    images,
+    masks,
+    batch_size: int = 8,
+    shuffle: bool = True,
+    augment=False,
+    crop_size=None,
+    seed: int = 0,
+    repeat: bool = False,
+    epoch: int = 0,
+):
+    """A ``tf.data.Dataset`` of ``(images float32 (B, H, W, C), masks int32 (B, H, W))`` batches.
+
+    images:     NumPy float32 (N, H, W, C) in [0, 1]; masks: NumPy integer (N, H, W).
+    batch_size: the last batch may be smaller (like PyTorch's ``drop_last=False``).
+    shuffle:    a new order every epoch (``epoch_order``), reproducible from ``seed``.
+    augment:    False, True (random flips and quarter turns) or a dict of ``augment_pair`` options,
+                e.g. ``{"elastic": True}``.
+    crop_size:  None or int / (h, w): a random crop per sample (then H, W of the batch = crop_size).
+    repeat:     True -> endless (use ``steps_per_epoch`` in ``fit``); every pass is the next epoch.
+    epoch:      the epoch number of the first pass (each further pass over the data set adds one).
+    """
+    images, masks = _ensure_dataset_arrays(images, masks)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    n = len(images)
+    channels = images.shape[-1]
+    if crop_size is None:
+        height, width = images.shape[1], images.shape[2]
+    else:
+        height, width = (crop_size, crop_size) if np.isscalar(crop_size) else tuple(crop_size)
+    # Rotations by 90 degrees keep the shape only when height == width; prepare_sample ensures that.
+
+    state = {"epoch": int(epoch)}
+
+    def index_generator():
+        current = state["epoch"]
+        state["epoch"] += 1  # the next pass over the data set is the next epoch
+        for index in epoch_order(n, seed, current, shuffle):
+            yield np.array([current, index], dtype=np.int64)
+
+    def load(pair):
+        current, index = int(pair[0]), int(pair[1])
+        image, mask = prepare_sample(images[index], masks[index], seed, current, index, augment, crop_size)
+        return image.astype(np.float32), mask.astype(np.int32)
+
+    def tf_load(pair):
+        image, mask = tf.numpy_function(load, [pair], (tf.float32, tf.int32), stateful=False)
+        image.set_shape((height, width, channels))
+        mask.set_shape((height, width))
+        return image, mask
+
+    dataset = tf.data.Dataset.from_generator(
+        index_generator, output_signature=tf.TensorSpec(shape=(2,), dtype=tf.int64)
+    ).apply(tf.data.experimental.assert_cardinality(n))  # lets Keras know the number of steps per epoch
+    if repeat:
+        dataset = dataset.repeat()  # each repetition calls index_generator again -> next epoch
+    dataset = dataset.map(tf_load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)

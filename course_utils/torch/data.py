@@ -1,0 +1,128 @@
+"""PyTorch input pipeline: NumPy arrays in, batches of (images NCHW float32, masks int64) out.
+
+Every sample goes through :func:`course_utils.data.prepare_sample` (random crop + joint augmentation) with the
+random generator ``sample_rng(seed, epoch, index)``, and the visiting order is
+``epoch_order(n, seed, epoch, shuffle)``: the Keras pipeline in ``course_utils.keras.data`` uses the same two
+functions, so the same seed and epoch give the same batches in both frameworks.
+
+Each ``for batch in loader`` pass is the next epoch (as in Keras); ``loader.set_epoch(e)`` chooses the epoch of
+the next pass explicitly. With ``num_workers > 0`` the results are the same (no torch random numbers are used).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..data import _ensure_dataset_arrays, epoch_order, prepare_sample
+
+__all__ = ["SegmentationDataset", "EpochSampler", "SegmentationLoader", "make_loader"]
+
+
+class SegmentationDataset(Dataset):
+    """Pairs of (image float32 (C, H, W), mask int64 (H, W)) tensors from NumPy arrays.
+
+    images: NumPy float32 (N, H, W, C) in [0, 1] (NHWC, as everywhere in NumPy); masks: integer (N, H, W).
+    augment / crop_size: as in :func:`course_utils.data.prepare_sample`.
+    seed: with ``epoch`` (see :meth:`set_epoch`) and the sample index, fixes each sample's augmentation.
+    """
+
+    def __init__(self, images, masks, augment=False, crop_size=None, seed: int = 0):
+        self.images, self.masks = _ensure_dataset_arrays(images, masks)
+        self.augment = augment
+        self.crop_size = crop_size
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the augmentation of ``epoch`` from now on."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index):
+        index = int(index)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} is out of range for a data set of {len(self)} samples.")
+        image, mask = prepare_sample(
+            self.images[index], self.masks[index], self.seed, self.epoch, index, self.augment, self.crop_size
+        )
+        image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))  # HWC -> CHW
+        return image, torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64))
+
+
+class EpochSampler(Sampler):
+    """Visits the indices in ``epoch_order(n, seed, epoch, shuffle)`` (the order the Keras pipeline uses)."""
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = int(n), int(seed), bool(shuffle), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        return iter(epoch_order(self.n, self.seed, self.epoch, self.shuffle).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class SegmentationLoader(DataLoader):
+    """A DataLoader whose every pass is the next epoch (order and augmentation), like the Keras pipeline.
+
+    ``set_epoch(e)`` makes the next pass epoch ``e``; ``loader.epoch`` is the epoch of the current/last pass.
+    """
+
+    def __init__(self, dataset: SegmentationDataset, batch_size: int = 8, shuffle: bool = True, seed: int = 0,
+                 num_workers: int = 0, epoch: int = 0, **kwargs):
+        sampler = EpochSampler(len(dataset), seed=seed, shuffle=shuffle)
+        super().__init__(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, **kwargs)
+        self.epoch_sampler = sampler
+        self.next_epoch = int(epoch)
+        self.epoch = int(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass over the data epoch ``epoch``."""
+        self.next_epoch = int(epoch)
+
+    def __iter__(self):
+        self.epoch = self.next_epoch
+        self.next_epoch += 1
+        self.dataset.set_epoch(self.epoch)  # workers are started after this, so they see the new epoch
+        self.epoch_sampler.set_epoch(self.epoch)
+        return super().__iter__()
+
+
+def make_loader(
+    images,
+    masks,
+    batch_size: int = 8,
+    shuffle: bool = True,
+    augment=False,
+    crop_size=None,
+    seed: int = 0,
+    num_workers: int = 0,
+    epoch: int = 0,
+) -> SegmentationLoader:
+    """A DataLoader of ``(images float32 (B, C, H, W), masks int64 (B, H, W))`` batches.
+
+    Same arguments (and the same batches for the same seed and epoch) as ``course_utils.keras.data.make_dataset``.
+    images: NumPy float32 (N, H, W, C) in [0, 1]; masks: NumPy integer (N, H, W).
+    num_workers: background processes that prepare batches (0 = in the main process).
+    epoch: the epoch of the first pass; each further pass adds one (or call ``loader.set_epoch``).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    dataset = SegmentationDataset(images, masks, augment=augment, crop_size=crop_size, seed=seed)
+    return SegmentationLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        num_workers=num_workers,
+        epoch=epoch,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=False,
+    )
