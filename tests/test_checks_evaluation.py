@@ -1,0 +1,155 @@
+"""The lecture 06 checks accept right implementations and explain typical wrong ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from course_utils import checks
+from course_utils import metrics as M
+from course_utils.checks import CheckFailed
+
+
+# ---------------------------------------------------------------- confusion matrix
+def cm_right(y_true, y_pred, num_classes, ignore_index=None):
+    t, p = np.ravel(y_true), np.ravel(y_pred)
+    if ignore_index is not None:
+        keep = t != ignore_index
+        t, p = t[keep], p[keep]
+    return np.bincount(t * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def cm_swapped(y_true, y_pred, num_classes, ignore_index=None):
+    return cm_right(y_true, y_pred, num_classes, ignore_index).T
+
+
+def cm_no_minlength(y_true, y_pred, num_classes, ignore_index=None):
+    t, p = np.ravel(y_true), np.ravel(y_pred)
+    k = int(max(t.max(), p.max())) + 1
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+
+
+def cm_ignores_nothing(y_true, y_pred, num_classes, ignore_index=None):
+    t, p = np.ravel(y_true), np.ravel(y_pred)
+    keep = t < num_classes
+    return cm_right(np.where(keep, t, 0), p, num_classes)
+
+
+def cm_no_ignore_parameter(y_true, y_pred, num_classes):
+    return cm_right(y_true, y_pred, num_classes)
+
+
+def cm_first_image_only(y_true, y_pred, num_classes, ignore_index=None):
+    if np.ndim(y_true) == 3:
+        y_true, y_pred = y_true[0], y_pred[0]
+    return cm_right(y_true, y_pred, num_classes, ignore_index)
+
+
+def cm_todo(y_true, y_pred, num_classes, ignore_index=None):
+    raise NotImplementedError
+
+
+def test_confusion_matrix_check_passes_right_ones(capsys):
+    checks.check_confusion_matrix(cm_right)
+    checks.check_confusion_matrix(M.confusion_matrix)
+    assert capsys.readouterr().out.startswith("\N{HEAVY CHECK MARK} ")
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (cm_swapped, "rows and columns swapped"),
+        (cm_no_minlength, "minlength"),
+        (cm_ignores_nothing, "ignore_index"),
+        (cm_no_ignore_parameter, "does not accept ignore_index"),
+        (cm_first_image_only, "flatten"),
+        (cm_todo, "not written yet"),
+        (lambda t, p, c, ignore_index=None: np.zeros((c, c)), "counted 0 pixels"),
+    ],
+)
+def test_confusion_matrix_check_explains_wrong_ones(wrong, message):
+    with pytest.raises(CheckFailed, match=message) as info:
+        checks.check_confusion_matrix(wrong)
+    assert "\n" not in str(info.value)  # one sentence
+
+
+# ---------------------------------------------------------------- IoU and Dice
+def _parts(cm):
+    cm = np.asarray(cm, dtype=float)
+    tp = np.diag(cm)
+    return tp, cm.sum(0) - tp, cm.sum(1) - tp
+
+
+def iou_right(cm):
+    tp, fp, fn = _parts(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tp / (tp + fp + fn)
+
+
+def dice_right(cm):
+    tp, fp, fn = _parts(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 2 * tp / (2 * tp + fp + fn)
+
+
+def iou_absent_is_one(cm):
+    tp, fp, fn = _parts(cm)
+    den = tp + fp + fn
+    return np.where(den > 0, tp / np.maximum(den, 1), 1.0)
+
+
+def iou_absent_is_zero(cm):
+    tp, fp, fn = _parts(cm)
+    return tp / np.maximum(tp + fp + fn, 1)
+
+
+def iou_nan_for_false_positive_only(cm):
+    tp, fp, fn = _parts(cm)
+    out = iou_right(cm)
+    out[(tp + fn) == 0] = np.nan  # "class not in the truth" -> NaN: wrong
+    return out
+
+
+def iou_mean(cm):
+    return np.nanmean(iou_right(cm))
+
+
+def dice_half(cm):
+    return dice_right(cm) / 2
+
+
+def iou_wrong_fp(cm):
+    cm = np.asarray(cm, dtype=float)
+    tp = np.diag(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tp / cm.sum(0)  # that is the precision
+
+
+def iou_in_place(cm):
+    np.fill_diagonal(cm, 0)
+    return iou_right(cm)
+
+
+def test_iou_dice_check_passes_right_ones(capsys):
+    checks.check_iou_dice_from_confusion(iou_right, dice_right)
+    checks.check_iou_dice_from_confusion(M.iou_from_confusion, M.dice_from_confusion)
+    assert capsys.readouterr().out.count("\N{HEAVY CHECK MARK}") == 2
+
+
+@pytest.mark.parametrize(
+    "iou_fn, dice_fn, message",
+    [
+        (iou_absent_is_one, dice_right, "must be NaN"),
+        (iou_absent_is_zero, dice_right, "must be NaN"),
+        (iou_nan_for_false_positive_only, dice_right, "pure false positive"),
+        (iou_mean, dice_right, "one score per class"),
+        (iou_right, iou_right, "returned the IoU values"),
+        (iou_right, dice_half, "half the Dice"),
+        (iou_wrong_fp, dice_right, "IoU = TP / \\(TP \\+ FP \\+ FN\\)"),
+        (iou_in_place, dice_right, "changed the confusion matrix"),
+    ],
+)
+def test_iou_dice_check_explains_wrong_ones(iou_fn, dice_fn, message):
+    with pytest.raises(CheckFailed, match=message) as info:
+        checks.check_iou_dice_from_confusion(iou_fn, dice_fn)
+    assert "\n" not in str(info.value)
