@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""One command, one file: every benchmark of the course in benchmarks/RESULTS.md.
+
+    python benchmarks/report.py            # runs everything (long: run it on a quiet machine, ideally a GPU)
+    python benchmarks/report.py --quick    # tiny sizes, only the first notebook: checks that it all works
+    python benchmarks/report.py --reuse    # rerun nothing: rebuild RESULTS.md from benchmarks/results/
+
+Combines, under a description of the machine:
+
+1. ``train_speed.py``: training step vs the course's fit helpers (its Markdown is embedded as printed,
+   saved to ``results/train_speed.md``);
+2. ``model_zoo.py``: U-Net / FCN-8s / DeepLabV3 training throughput in both frameworks
+   (``results/model_zoo.json``);
+3. ``notebook_runtimes.py``: seconds per notebook in fast mode (``results/notebook_runtimes.json``);
+4. the accuracy tables that lectures 05 and 07 write to ``results/lecture05.json`` / ``lecture07.json``
+   when run with ``COURSE_RECORD_RESULTS=1`` (see benchmarks/README.md for the JSON keys). The report
+   does not run those notebooks: run them in full mode first, e.g.
+   ``COURSE_RECORD_RESULTS=1 jupyter nbconvert --to notebook --execute notebooks/05_loss_functions.ipynb``.
+
+Use ``--skip train_speed model_zoo notebooks`` to leave parts out (their last saved results are used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS_DIR = HERE / "results"
+OUTPUT = HERE / "RESULTS.md"
+LECTURES = {"05": "Lecture 05 · Loss functions", "07": "Lecture 07 · FCN and DeepLab"}
+PARTS = ("train_speed", "model_zoo", "notebooks")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
+    parser.add_argument("--reuse", action="store_true", help="run nothing; use the saved results")
+    parser.add_argument("--skip", nargs="*", default=[], choices=PARTS, help="parts not to rerun")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="the Markdown file to write")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where results are saved/read")
+    return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- machine
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gb() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                return f"{int(line.split()[1]) / 1024**2:.0f} GB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _gpu() -> str:
+    try:
+        result = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20, check=True,
+        )
+        gpus = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+        return "; ".join(gpus) if gpus else "none"
+    except (OSError, subprocess.SubprocessError):
+        return "none"
+
+
+def _version(package: str) -> str:
+    for name in (package, package.replace("-", "_")):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def machine_description() -> list[str]:
+    """Markdown bullet lines describing the machine (asks no framework to start)."""
+    load = ""
+    if hasattr(os, "getloadavg"):
+        load = " (load average at the start: {:.1f})".format(os.getloadavg()[0])
+    tensorflow = _version("tensorflow")
+    if tensorflow == "not installed":
+        tensorflow = _version("tensorflow-cpu")
+    return [
+        f"- CPU: {_cpu_model()}, {os.cpu_count()} logical cores{load}",
+        f"- Memory: {_memory_gb()}",
+        f"- GPU: {_gpu()}",
+        f"- OS: {platform.platform()}",
+        f"- Python {platform.python_version()}; PyTorch {_version('torch')}; TensorFlow {tensorflow}; "
+        f"Keras {_version('keras')}; NumPy {_version('numpy')}",
+    ]
+
+
+# ----------------------------------------------------------------------------- running the parts
+def run_script(name: str, extra: list[str]) -> tuple[int, str, str]:
+    command = [sys.executable, str(HERE / name), *extra]
+    print(f"[report] {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode:
+        print(result.stderr[-3000:], file=sys.stderr)
+    return result.returncode, result.stdout, result.stderr
+
+
+def run_parts(args) -> dict[str, str]:
+    """Run the benchmarks that are not skipped; returns part -> problem text for those that failed."""
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    quick = ["--quick"] if args.quick else []
+    problems = {}
+    if args.reuse:
+        return problems
+    if "train_speed" not in args.skip:
+        if (HERE / "train_speed.py").exists():
+            code, out, err = run_script("train_speed.py", quick)
+            if code == 0:
+                (args.results_dir / "train_speed.md").write_text(out)
+            else:
+                problems["train_speed"] = f"train_speed.py failed (exit {code}): {err.strip().splitlines()[-1:]}"
+        else:
+            problems["train_speed"] = "benchmarks/train_speed.py is missing"
+    if "model_zoo" not in args.skip:
+        code, _, err = run_script("model_zoo.py", quick + ["--json", str(args.results_dir / "model_zoo.json")])
+        if code:
+            problems["model_zoo"] = f"model_zoo.py failed (exit {code}): {err.strip().splitlines()[-1:]}"
+    if "notebooks" not in args.skip:
+        code, _, _ = run_script("notebook_runtimes.py",
+                                quick + ["--json", str(args.results_dir / "notebook_runtimes.json")])
+        if code:
+            problems["notebooks"] = "some notebooks failed: see the table"
+    return problems
+
+
+# ----------------------------------------------------------------------------- sections
+def _load_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as error:
+        return {"error": f"{path.name} is not valid JSON: {error}"}
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "n/a"
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return str(value).replace("|", "\\|")
+
+
+def _demote(markdown: str) -> str:
+    """Make a script's '## Title' a '### Title' so that it nests under the report's sections."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in markdown.strip().splitlines())
+
+
+def section_train_speed(results_dir: Path) -> list[str]:
+    lines = ["## 1. Training speed and helper overhead (`train_speed.py`)", ""]
+    path = results_dir / "train_speed.md"
+    if path.exists():
+        lines.append(_demote(path.read_text()))
+    else:
+        lines.append("_Not measured yet: run `python benchmarks/report.py` (or `benchmarks/train_speed.py`)._")
+    return lines
+
+
+def section_model_zoo(results_dir: Path) -> list[str]:
+    lines = ["## 2. Model zoo: training throughput (`model_zoo.py`)", ""]
+    payload = _load_json(results_dir / "model_zoo.json")
+    if not payload or "rows" not in payload:
+        lines.append(payload.get("error") if payload else "_Not measured yet._")
+        return lines
+    lines += [f"Forward + backward + update: {payload['settings']}.", "",
+              "| model | framework | device | parameters | images/s | ms/step |", "|---|---|---|---:|---:|---:|"]
+    batch = payload.get("batch", 1)
+    for row in payload["rows"]:
+        if "error" in row:
+            lines.append(f"| {row['model']} | {row['framework']} | {row['device']} | - | unavailable | "
+                         f"{_fmt(row['error'][:80])} |")
+        else:
+            lines.append(f"| {row['model']} | {row['framework']} | {row['device']} | {row['parameters']:,} | "
+                         f"{row['images_per_s']:.1f} | {1000 * batch / row['images_per_s']:.1f} |")
+    return lines
+
+
+def section_notebooks(results_dir: Path) -> list[str]:
+    lines = ["## 3. Notebook run times in fast mode (`notebook_runtimes.py`)", ""]
+    payload = _load_json(results_dir / "notebook_runtimes.json")
+    if not payload or "rows" not in payload:
+        lines.append(payload.get("error") if payload else "_Not measured yet._")
+        return lines
+    if payload.get("quick"):
+        lines += ["_--quick: only the first notebook was run._", ""]
+    lines += ["| notebook | seconds | result |", "|---|---:|---|"]
+    for row in payload["rows"]:
+        lines.append(f"| {row['notebook']} | {row['seconds']:.0f} | {row['status']} |")
+    total = sum(row["seconds"] for row in payload["rows"])
+    passed = sum(row["status"] == "passed" for row in payload["rows"])
+    lines.append(f"| **total** | **{total:.0f}** | {passed}/{len(payload['rows'])} passed |")
+    return lines
+
+
+def lecture_table(payload: dict) -> list[str]:
+    """Markdown table of a lecture's results (the JSON contract of benchmarks/README.md)."""
+    rows = payload.get("rows") or []
+    if not rows:
+        return ["_The file has no rows._"]
+    flat_rows = []
+    for row in rows:
+        flat = {}
+        for key, value in row.items():
+            if isinstance(value, dict):  # per_class_dice: {"cell": .., "membrane": ..} -> "dice (membrane)"
+                metric = key.removeprefix("per_class_")
+                for cls, score in value.items():
+                    flat[f"{metric} ({cls})"] = score
+            else:
+                flat[key] = value
+        flat_rows.append(flat)
+    first = ["framework", "name", "dice", "iou"]
+    columns = [c for c in first if any(c in r for r in flat_rows)]
+    for r in flat_rows:
+        columns += [c for c in r if c not in columns]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for r in flat_rows:
+        lines.append("| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |")
+    return lines
+
+
+def section_lectures(results_dir: Path) -> list[str]:
+    lines = ["## 4. Accuracy tables of the lectures", ""]
+    for number, title in LECTURES.items():
+        lines += [f"### {title}", ""]
+        payload = _load_json(results_dir / f"lecture{number}.json")
+        if payload is None:
+            lines += [f"_Not recorded yet: run notebooks/{number}_*.ipynb with COURSE_RECORD_RESULTS=1 "
+                      "(full mode for the real numbers)._", ""]
+            continue
+        if "error" in payload:
+            lines += [payload["error"], ""]
+            continue
+        meta = [f"mode: **{payload.get('mode', '?')}**"]
+        for key in ("dataset", "setup", "created"):
+            if payload.get(key):
+                meta.append(f"{key}: {payload[key]}")
+        lines += ["; ".join(meta) + ".", ""] + lecture_table(payload) + [""]
+    return lines
+
+
+def build_report(args, problems: dict) -> str:
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `python benchmarks/report.py{' --quick' if args.quick else ''}` on {now}."
+        + (" **--quick: tiny sizes that only show the scripts work; do not quote these numbers.**"
+           if args.quick else ""),
+        "",
+        "## Machine",
+        "",
+        *machine_description(),
+        "",
+    ]
+    if problems:
+        lines += ["**Problems while running:**", ""] + [f"- {part}: {text}" for part, text in problems.items()] + [""]
+    for section in (section_train_speed, section_model_zoo, section_notebooks, section_lectures):
+        lines += section(args.results_dir) + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    problems = run_parts(args)
+    report = build_report(args, problems)
+    args.output.write_text(report)
+    print(f"[report] wrote {args.output}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
