@@ -1,0 +1,182 @@
+"""Training helpers for Keras 3: compile, callbacks, prediction.
+
+Keras already has the training loop (``model.fit``) and its progress bar;
+these helpers only fix the course's choices in one place so that lecture 03
+and the PyTorch side (:mod:`course_utils.torch.train`) agree:
+
+- :func:`compile_model`: Adam, the course's cross-entropy on logits, and
+  Dice/IoU metrics named ``"dice"``/``"iou"`` (so the history has
+  ``val_dice``/``val_iou`` like PyTorch's ``fit``). Binary problems score the
+  foreground class 1, multi-class problems the mean over classes.
+- :func:`training_callbacks`: early stopping and a best-only checkpoint on the
+  monitored metric; the best weights are loaded back at the end of ``fit``.
+- :func:`predict` / :func:`predict_masks`: NumPy NHWC logits / class masks.
+
+Shapes: images (N, H, W, C) float32 in [0, 1], masks (N, H, W) int, logits
+(N, H, W, K).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+__all__ = [
+    "compile_model",
+    "training_callbacks",
+    "RestoreBestCheckpoint",
+    "load_checkpoint",
+    "predict",
+    "predict_masks",
+]
+
+
+def _score_class_id(num_classes: int):
+    """Foreground class 1 for binary problems, the mean over classes otherwise."""
+    return 1 if num_classes <= 2 else None
+
+
+def _mode_for(monitor: str) -> str:
+    return "min" if "loss" in monitor else "max"
+
+
+def compile_model(model, num_classes: int, loss=None, learning_rate: float = 1e-3):
+    """Compile ``model`` with the course's defaults and return it.
+
+    Args:
+        model: a Keras model returning logits (B, H, W, num_classes).
+        num_classes: K; 2 for the membranes (Dice/IoU then score class 1, the membrane).
+        loss: a Keras loss taking ``(y_true (B, H, W) int, logits (B, H, W, K))``;
+            None -> ``course_utils.keras.losses.CrossEntropyLoss()``. Its
+            ``ignore_index`` (if any) is also left out of Dice/IoU.
+        learning_rate: Adam's learning rate.
+
+    Returns:
+        The same model, compiled with metrics ``dice`` and ``iou``.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+    try:
+        output_channels = model.output_shape[-1]
+    except (AttributeError, ValueError, TypeError, IndexError):  # not built yet, or several outputs
+        output_channels = None
+    if isinstance(output_channels, int) and output_channels != num_classes:
+        raise ValueError(
+            f"the model outputs {output_channels} channels but num_classes={num_classes}: "
+            f"pass num_classes={output_channels} or build the model with num_classes={num_classes}."
+        )
+    from .metrics import DiceScore, IoUScore  # course metrics (confusion matrix over the epoch)
+
+    if loss is None:
+        from .losses import CrossEntropyLoss
+
+        loss = CrossEntropyLoss()
+    ignore_index = getattr(loss, "ignore_index", None)
+    class_id = _score_class_id(num_classes)
+    metrics = [
+        DiceScore(num_classes, class_id=class_id, ignore_index=ignore_index, name="dice"),
+        IoUScore(num_classes, class_id=class_id, ignore_index=ignore_index, name="iou"),
+    ]
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    return model
+
+
+class RestoreBestCheckpoint(keras.callbacks.Callback):
+    """At the end of ``fit``, load the weights saved by a best-only ``ModelCheckpoint``.
+
+    The PyTorch ``fit`` does the same, so after training both frameworks hold
+    the best epoch's weights, not the last epoch's.
+    """
+
+    def __init__(self, checkpoint_path):
+        super().__init__()
+        self.checkpoint_path = str(checkpoint_path)
+
+    def on_train_end(self, logs=None):
+        if Path(self.checkpoint_path).exists():
+            self.model.load_weights(self.checkpoint_path)
+
+
+def training_callbacks(checkpoint_path=None, patience=None, monitor: str = "val_dice") -> list:
+    """Callbacks for ``model.fit``: checkpoint of the best epoch and early stopping.
+
+    Args:
+        checkpoint_path: a ``.keras`` file (whole model) or ``.weights.h5`` file
+            (weights only) for the best epoch on ``monitor``; None = no checkpoint.
+            The best weights are loaded back into the model when ``fit`` ends.
+        patience: stop after this many epochs without improvement (None = never).
+        monitor: "val_dice"/"val_iou" (higher is better) or "val_loss"/"loss" (lower is better).
+
+    Returns:
+        A list to pass as ``model.fit(..., callbacks=...)`` (may be empty).
+    """
+    mode = _mode_for(monitor)
+    callbacks = []
+    if checkpoint_path is not None:
+        path = Path(checkpoint_path)
+        if not (path.name.endswith(".keras") or path.name.endswith(".weights.h5")):
+            raise ValueError(
+                f"checkpoint_path {str(path)!r} must end in .keras (whole model) or .weights.h5 "
+                "(weights only), as Keras 3 requires: e.g. 'checkpoints/unet.keras'."
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                str(path), monitor=monitor, mode=mode, save_best_only=True,
+                save_weights_only=path.name.endswith(".weights.h5"),
+            )
+        )
+        callbacks.append(RestoreBestCheckpoint(path))
+    if patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, mode=mode, patience=patience, restore_best_weights=True, verbose=1
+            )
+        )
+    return callbacks
+
+
+def load_checkpoint(model, path):
+    """Load weights saved by the checkpoint callback (``.keras`` or ``.weights.h5``) into ``model``; return it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}: pass the checkpoint_path given to training_callbacks "
+            "(it is written only when the monitored metric improved at least once)."
+        )
+    model.load_weights(str(path))
+    return model
+
+
+def predict(model, images, batch_size: int = 8) -> np.ndarray:
+    """Logits for NumPy images: (N, H, W, C) float in [0, 1] -> (N, H, W, K) float32 NumPy."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(
+            f"images must be (N, H, W, C), got shape {images.shape}: "
+            "for one image pass images[None] (and add a channel axis with [..., None] for grey images)."
+        )
+    if not np.issubdtype(images.dtype, np.floating):
+        raise TypeError(
+            f"images must be float in [0, 1], got dtype {images.dtype}: convert with images.astype('float32') / 255."
+        )
+    if len(images) == 0:
+        raise ValueError("images is empty: pass at least one image.")
+    logits = model.predict(images.astype(np.float32, copy=False), batch_size=batch_size, verbose=0)
+    return np.asarray(logits, dtype=np.float32)
+
+
+def predict_masks(model, images, batch_size: int = 8) -> np.ndarray:
+    """Predicted class per pixel: (N, H, W, C) images -> (N, H, W) int64.
+
+    Argmax over the K logits; a single-output model gives ``output > threshold``
+    with threshold 0 for logits (0.5 if the model ends in a sigmoid).
+    """
+    outputs = predict(model, images, batch_size=batch_size)
+    if outputs.shape[-1] == 1:
+        activation = getattr(model.layers[-1], "activation", None) if getattr(model, "layers", None) else None
+        threshold = 0.5 if getattr(activation, "__name__", "") == "sigmoid" else 0.0
+        return (outputs[..., 0] > threshold).astype(np.int64)
+    return outputs.argmax(axis=-1).astype(np.int64)
