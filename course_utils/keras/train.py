@@ -38,6 +38,13 @@ def _score_class_id(num_classes: int):
     return 1 if num_classes <= 2 else None
 
 
+def _output_threshold(model) -> float:
+    """Where a single-output model switches to foreground: 0.5 after a sigmoid, else 0 (logits)."""
+    layers = getattr(model, "layers", None)
+    activation = getattr(layers[-1], "activation", None) if layers else None
+    return 0.5 if getattr(activation, "__name__", "") == "sigmoid" else 0.0
+
+
 def _mode_for(monitor: str) -> str:
     return "min" if "loss" in monitor else "max"
 
@@ -75,9 +82,10 @@ def compile_model(model, num_classes: int, loss=None, learning_rate: float = 1e-
         loss = CrossEntropyLoss()
     ignore_index = getattr(loss, "ignore_index", None)
     class_id = _score_class_id(num_classes)
+    threshold = _output_threshold(model)  # only used by single-output (binary) models
     metrics = [
-        DiceScore(num_classes, class_id=class_id, ignore_index=ignore_index, name="dice"),
-        IoUScore(num_classes, class_id=class_id, ignore_index=ignore_index, name="iou"),
+        DiceScore(num_classes, class_id=class_id, ignore_index=ignore_index, threshold=threshold, name="dice"),
+        IoUScore(num_classes, class_id=class_id, ignore_index=ignore_index, threshold=threshold, name="iou"),
     ]
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
     return model
@@ -176,7 +184,5 @@ def predict_masks(model, images, batch_size: int = 8) -> np.ndarray:
     """
     outputs = predict(model, images, batch_size=batch_size)
     if outputs.shape[-1] == 1:
-        activation = getattr(model.layers[-1], "activation", None) if getattr(model, "layers", None) else None
-        threshold = 0.5 if getattr(activation, "__name__", "") == "sigmoid" else 0.0
-        return (outputs[..., 0] > threshold).astype(np.int64)
+        return (outputs[..., 0] > _output_threshold(model)).astype(np.int64)
     return outputs.argmax(axis=-1).astype(np.int64)
