@@ -1,0 +1,123 @@
+"""The lecture-05 checks accept right implementations and name typical mistakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from course_utils.checks import CheckFailed, check_ce_dice, check_soft_dice
+
+torch = pytest.importorskip("torch")
+keras = pytest.importorskip("keras")
+from keras import ops  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- torch implementations
+def t_dice(logits, target, smooth=1.0, softmax=True, dim=1, per_image=False, background=True, smooth_num=True):
+    p = torch.softmax(logits, dim=dim) if softmax else logits
+    g = torch.nn.functional.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).float()
+    dims = (2, 3) if per_image else (0, 2, 3)
+    inter, psum, gsum = (p * g).sum(dims), p.sum(dims), g.sum(dims)
+    d = (2 * inter + (smooth if smooth_num else 0.0)) / (psum + gsum + smooth)
+    if not background:
+        d = d[..., 1:]
+    return 1 - d.mean()
+
+
+def t_ce_dice(logits, target, **kw):
+    return torch.nn.functional.cross_entropy(logits, target) + t_dice(logits, target, **kw)
+
+
+# ----------------------------------------------------------------------------- keras implementations
+def k_dice(y_true, logits, smooth=1.0, softmax=True, axis=-1):
+    p = ops.softmax(logits, axis=axis) if softmax else logits
+    g = ops.one_hot(ops.cast(y_true, "int32"), ops.shape(logits)[-1])
+    inter, psum, gsum = ops.sum(p * g, (0, 1, 2)), ops.sum(p, (0, 1, 2)), ops.sum(g, (0, 1, 2))
+    return 1 - ops.mean((2 * inter + smooth) / (psum + gsum + smooth))
+
+
+def k_ce(y_true, logits):
+    return ops.mean(keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True))
+
+
+def k_ce_dice(y_true, logits, **kw):
+    return k_ce(y_true, logits) + k_dice(y_true, logits, **kw)
+
+
+def test_right_implementations_pass(capsys):
+    check_soft_dice(t_dice, "torch")
+    check_soft_dice(k_dice, "keras")
+    check_ce_dice(t_ce_dice, "torch")
+    check_ce_dice(k_ce_dice, "keras")
+    out = capsys.readouterr().out
+    assert out.count("\N{HEAVY CHECK MARK}") == 4
+
+
+def test_course_losses_pass_the_checks():
+    from course_utils.keras.losses import CEDiceLoss as KCEDice, DiceLoss as KDice
+    from course_utils.torch.losses import CEDiceLoss as TCEDice, DiceLoss as TDice
+
+    check_soft_dice(TDice(), "torch")
+    check_soft_dice(KDice(), "keras")
+    check_ce_dice(TCEDice(), "torch")
+    check_ce_dice(KCEDice(), "keras")
+
+
+@pytest.mark.parametrize(
+    "fn,framework,message",
+    [
+        (lambda z, t: t_dice(z, t, smooth=0.0), "torch", "add smooth"),
+        (lambda y, z: k_dice(y, z, smooth=0.0), "keras", "add smooth"),
+        (lambda z, t: t_dice(z, t, smooth_num=False), "torch", "numerator"),
+        (lambda z, t: t_dice(z, t, softmax=False), "torch", "raw logits"),
+        (lambda y, z: k_dice(y, z, softmax=False), "keras", "raw logits"),
+        (lambda z, t: t_dice(z, t, dim=0), "torch", "batch axis"),
+        (lambda z, t: t_dice(z, t, dim=-1), "torch", "wrong axis"),
+        (lambda y, z: k_dice(y, z, axis=1), "keras", "wrong axis"),
+        (lambda z, t: t_dice(z, t, per_image=True), "torch", "whole batch"),
+        (lambda z, t: t_dice(z, t, background=False), "torch", "background"),
+        (lambda z, t: 1 - t_dice(z, t), "torch", "coefficient"),
+        (lambda z, t: t_dice(z, t).item(), "torch", "not a tensor"),
+        (lambda z, t: t_dice(z, t.float() * 1, ), "torch", "raised"),
+        (lambda z, t: t_dice(z.argmax(1, keepdim=True).float().expand_as(z), t), "torch", "gradient"),
+        (lambda z, t: t_dice(z.permute(0, 2, 3, 1), t), "torch", "raised"),
+    ],
+)
+def test_soft_dice_mistakes_are_named(fn, framework, message):
+    with pytest.raises(CheckFailed, match=message) as info:
+        check_soft_dice(fn, framework)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "fn,framework,message",
+    [
+        (lambda z, t: torch.nn.functional.cross_entropy(z, t), "torch", "only the cross-entropy"),
+        (lambda y, z: k_dice(y, z), "keras", "only the Dice"),
+        (lambda y, z: k_ce(y, z) + k_dice(y, z, smooth=0.0), "keras", "add smooth"),
+        (lambda z, t: torch.nn.functional.cross_entropy(torch.softmax(z, 1), t) + t_dice(z, t), "torch",
+         "softmax applied twice"),
+        (lambda z, t: torch.nn.functional.cross_entropy(z, t, reduction="sum") + t_dice(z, t), "torch", "summed"),
+        (lambda z, t: t_ce_dice(z, t, softmax=False), "torch", "raw logits"),
+        (lambda z, t: 0.5 * t_ce_dice(z, t), "torch", "averages the two terms"),
+        (lambda y, z: k_ce_dice(z, y), "keras", "raised"),
+    ],
+)
+def test_ce_dice_mistakes_are_named(fn, framework, message):
+    with pytest.raises(CheckFailed, match=message) as info:
+        check_ce_dice(fn, framework)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_framework_is_a_value_error():
+    with pytest.raises(ValueError, match="keras"):
+        check_soft_dice(t_dice, "jax")
+
+
+def test_unwritten_exercise_says_so():
+    def soft_dice_loss(y_true, logits):
+        raise NotImplementedError("Exercise: write this part, then run the check below.")
+
+    with pytest.raises(CheckFailed, match="not written yet"):
+        check_soft_dice(soft_dice_loss, "keras")
+    with pytest.raises(CheckFailed, match="not written yet"):
+        check_ce_dice(lambda z, t: soft_dice_loss(t, z), "torch")
