@@ -1,0 +1,85 @@
+"""Record a lecture's comparison table for the benchmark report.
+
+When the environment variable ``COURSE_RECORD_RESULTS`` is set, lectures 05
+and 07 call :func:`record_results` at the end; ``benchmarks/report.py`` then
+puts the table into ``benchmarks/RESULTS.md`` (the format is described in
+``benchmarks/README.md``). Unset, nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+from pathlib import Path
+
+RECORD_ENV_VAR = "COURSE_RECORD_RESULTS"
+
+
+def results_dir() -> Path | None:
+    """Where to write, or None when recording is off.
+
+    ``COURSE_RECORD_RESULTS=1`` means ``benchmarks/results/`` of the course
+    repository the notebook runs in (found from the working folder upwards);
+    any other non-empty value is taken as the folder itself.
+    """
+    value = os.environ.get(RECORD_ENV_VAR, "").strip()
+    if value in ("", "0"):
+        return None
+    if value != "1":
+        return Path(value).expanduser()
+    for folder in [Path.cwd(), *Path.cwd().parents]:
+        if (folder / "benchmarks").is_dir() and (folder / "course_utils").is_dir():
+            return folder / "benchmarks" / "results"
+    raise FileNotFoundError(
+        f"{RECORD_ENV_VAR}=1 but no course repository (with benchmarks/ and course_utils/) was found "
+        f"above {Path.cwd()}: set {RECORD_ENV_VAR} to the folder to write to instead."
+    )
+
+
+def _plain(value):
+    """NumPy scalars/arrays -> JSON-friendly Python values."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and math.isnan(value):
+        return float("nan")
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def record_results(lecture: str, rows: list[dict], *, mode: str, dataset: str | None = None,
+                   setup: str | None = None) -> Path | None:
+    """Write ``lecture<NN>.json`` when recording is on; return its path (or None).
+
+    Args:
+        lecture: "05" or "07".
+        rows: one dict per trained model with at least ``framework``, ``name``,
+            ``dice`` and ``iou``; other keys become extra columns.
+        mode: "fast" or "full".
+        dataset, setup: one-line descriptions shown above the table.
+    """
+    folder = results_dir()
+    if folder is None:
+        return None
+    required = {"framework", "name", "dice", "iou"}
+    for row in rows:
+        missing = required - set(row)
+        if missing:
+            raise ValueError(f"a results row lacks {sorted(missing)}: every row needs {sorted(required)}.")
+    payload = {
+        "lecture": lecture,
+        "mode": mode,
+        "dataset": dataset,
+        "setup": setup,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "rows": [_plain(row) for row in rows],
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"lecture{lecture}.json"
+    path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    print(f"Recorded the results in {path}")
+    return path
