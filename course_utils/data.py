@@ -830,6 +830,25 @@ def prepare_sample(image, mask, seed: int = 0, epoch: int = 0, index: int = 0, a
     return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(mask, dtype=np.int64)
 
 
+def check_image_batch(images) -> np.ndarray:
+    """Return ``images`` as a NumPy (N, H, W, C) float array, or raise an error that names the fix.
+
+    Used by both frameworks' ``predict`` so that they refuse the same inputs
+    with the same messages.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(
+            f"images must be (N, H, W, C), got shape {images.shape}: "
+            "for one image pass images[None] (and add a channel axis with [..., None] for grey images)."
+        )
+    if not np.issubdtype(images.dtype, np.floating):
+        raise TypeError(
+            f"images must be float in [0, 1], got dtype {images.dtype}: convert with images.astype('float32') / 255."
+        )
+    return images
+
+
 def _ensure_dataset_arrays(images, masks):
     """Check (N, H, W, C) float images and (N, H, W) integer masks for the pipelines."""
     images, masks = np.asarray(images), np.asarray(masks)

@@ -23,6 +23,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ..data import check_image_batch
+
 __all__ = [
     "compile_model",
     "training_callbacks",
@@ -160,16 +162,7 @@ def load_checkpoint(model, path):
 
 def predict(model, images, batch_size: int = 8) -> np.ndarray:
     """Logits for NumPy images: (N, H, W, C) float in [0, 1] -> (N, H, W, K) float32 NumPy."""
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(
-            f"images must be (N, H, W, C), got shape {images.shape}: "
-            "for one image pass images[None] (and add a channel axis with [..., None] for grey images)."
-        )
-    if not np.issubdtype(images.dtype, np.floating):
-        raise TypeError(
-            f"images must be float in [0, 1], got dtype {images.dtype}: convert with images.astype('float32') / 255."
-        )
+    images = check_image_batch(images)
     if len(images) == 0:
         raise ValueError("images is empty: pass at least one image.")
     logits = model.predict(images.astype(np.float32, copy=False), batch_size=batch_size, verbose=0)

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data import check_image_batch
+
 __all__ = [
     "fit",
     "train_one_epoch",
@@ -441,16 +443,7 @@ def predict(model, images_nhwc, batch_size: int = 8, device=None) -> np.ndarray:
     into :mod:`course_utils.metrics` and :mod:`course_utils.viz`. The model's
     train/eval mode is restored afterwards.
     """
-    images = np.asarray(images_nhwc)
-    if images.ndim != 4:
-        raise ValueError(
-            f"images must be (N, H, W, C), got shape {images.shape}: "
-            "for one image pass images[None] (and add a channel axis with [..., None] for grey images)."
-        )
-    if not np.issubdtype(images.dtype, np.floating):
-        raise TypeError(
-            f"images must be float in [0, 1], got dtype {images.dtype}: convert with images.astype('float32') / 255."
-        )
+    images = check_image_batch(images_nhwc)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     device = _model_device(model, device)
