@@ -1,0 +1,126 @@
+"""Checks for lecture 07 (FCN and DeepLab): the student's ASPP module.
+
+``check_keras_aspp(ASPP)`` takes a Keras building block used like the course's
+``course_utils.keras.deeplab.ASPP``: ``ASPP(filters, atrous_rates, name="aspp")(x)``.
+``check_torch_aspp(ASPP)`` takes an ``nn.Module`` class used like
+``course_utils.torch.deeplab.ASPP``: ``ASPP(in_channels, out_channels, atrous_rates)``.
+
+Both compare with the course's ASPP of the same configuration: output shape,
+parameter count (1x1 branch, one 3x3 atrous branch per rate, image pooling
+branch, 1x1 projection; all conv-BN-ReLU without conv bias), the dilation
+rates of the 3x3 convolutions, the projection's input width (= number of
+branches x filters), a finite forward pass, and (PyTorch) that the image
+pooling branch makes every output pixel see the whole image.
+Frameworks are imported only inside the checks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import fail, passed
+
+__all__ = ["check_keras_aspp", "check_torch_aspp"]
+
+_IN, _FILTERS, _RATES, _SIZE = 8, 6, (1, 2, 3), 16
+
+
+def _branches_hint(got: int, expected: int) -> str:
+    return (
+        f"it has {got} trainable parameters but the course's ASPP of the same configuration has {expected}: "
+        "use one 1x1 branch, one 3x3 branch per atrous rate and an image-pooling branch (each conv without "
+        "bias + BatchNorm + ReLU), then a 1x1 projection (conv without bias + BatchNorm + ReLU)"
+    )
+
+
+def check_keras_aspp(build_fn) -> None:
+    """Check a Keras ASPP building block: ``build_fn(filters, atrous_rates, name="aspp")(x)`` -> (B, H, W, filters)."""
+    import keras
+
+    from ..keras.deeplab import ASPP as ReferenceASPP
+
+    inputs = keras.Input((_SIZE, _SIZE, _IN))
+    try:
+        outputs = build_fn(_FILTERS, _RATES, name="aspp")(inputs)
+    except NotImplementedError:
+        fail("ASPP is not implemented yet: replace the TODO and `raise NotImplementedError` with your code.")
+    except Exception as error:  # noqa: BLE001
+        fail(f"ASPP({_FILTERS}, {_RATES}, name='aspp')(x) raised {type(error).__name__}: {error} - "
+             "create the layers in __init__ and apply them to x in __call__.")
+    shape = tuple(outputs.shape)
+    if shape[1:] != (_SIZE, _SIZE, _FILTERS):
+        fail(f"ASPP({_FILTERS}, {_RATES}) on a (B, {_SIZE}, {_SIZE}, {_IN}) input returned shape {shape} but "
+             f"expected (None, {_SIZE}, {_SIZE}, {_FILTERS}): keep padding='same' in every branch and project "
+             f"the concatenation to `filters` channels with a 1x1 conv.")
+    model = keras.Model(inputs, outputs)
+    ref_in = keras.Input((_SIZE, _SIZE, _IN))
+    reference = keras.Model(ref_in, ReferenceASPP(_FILTERS, _RATES, name="ref")(ref_in))
+    got = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    expected = int(sum(np.prod(w.shape) for w in reference.trainable_weights))
+
+    convs = [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, keras.layers.Conv2D)]
+    dilations = sorted(tuple(layer.dilation_rate)[0] for layer in convs if tuple(layer.kernel_size) == (3, 3))
+    if dilations != sorted(_RATES):
+        fail(f"the 3x3 convolutions of ASPP({_FILTERS}, {list(_RATES)}) have dilation rates {dilations} but "
+             f"expected {sorted(_RATES)}: give the i-th 3x3 branch dilation_rate=atrous_rates[i].")
+    widths = sorted(int(layer.kernel.shape[-2]) for layer in convs) or [0]
+    branches = len(_RATES) + 2
+    if widths[-1] != branches * _FILTERS:
+        fail(f"no convolution takes the {branches * _FILTERS} concatenated channels ({branches} branches x "
+             f"{_FILTERS} filters; widest input seen: {widths[-1]}): concatenate the 1x1, the {len(_RATES)} "
+             "atrous and the image-pooling branches on the channel axis before the 1x1 projection.")
+    if got != expected:
+        fail(_branches_hint(got, expected) + ".")
+    x = np.random.default_rng(0).random((2, _SIZE, _SIZE, _IN)).astype("float32")
+    y = np.asarray(keras.ops.convert_to_numpy(model(x, training=False)))
+    if not np.all(np.isfinite(y)):
+        fail("the ASPP output contains NaN or inf on random input: check the image-pooling branch and the BatchNorms.")
+    passed(f"Keras ASPP: output shape, {got} parameters, dilation rates {list(_RATES)}, "
+           f"{branches} branches concatenated and a finite forward pass match the course's ASPP.")
+
+
+def check_torch_aspp(module_class) -> None:
+    """Check a torch ASPP class: ``module_class(in_channels, out_channels, atrous_rates)``, (B, C, H, W) -> (B, out, H, W)."""
+    import torch
+    from torch import nn
+
+    from ..torch.deeplab import ASPP as ReferenceASPP
+
+    try:
+        module = module_class(_IN, _FILTERS, _RATES)
+        module.eval()
+        x = torch.rand(2, _IN, _SIZE, _SIZE, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        y = module(x)
+    except NotImplementedError:
+        fail("ASPP is not implemented yet: replace the TODO and `raise NotImplementedError` with your code.")
+    except Exception as error:  # noqa: BLE001
+        fail(f"ASPP({_IN}, {_FILTERS}, {_RATES}) on a (2, {_IN}, {_SIZE}, {_SIZE}) input raised "
+             f"{type(error).__name__}: {error} - build the branches in __init__ and use them in forward.")
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != (2, _FILTERS, _SIZE, _SIZE):
+        fail(f"ASPP({_IN}, {_FILTERS}, {_RATES}) returned "
+             f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__} but expected a tensor of "
+             f"shape (2, {_FILTERS}, {_SIZE}, {_SIZE}): use padding=dilation for the 3x3 branches, upsample the "
+             "pooled branch to the feature size and project to out_channels with a 1x1 conv.")
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    dilations = sorted(m.dilation[0] for m in convs if tuple(m.kernel_size) == (3, 3))
+    if dilations != sorted(_RATES):
+        fail(f"the 3x3 convolutions of ASPP({_IN}, {_FILTERS}, {list(_RATES)}) have dilations {dilations} but "
+             f"expected {sorted(_RATES)}: give the i-th 3x3 branch dilation=atrous_rates[i] (and padding=dilation).")
+    branches = len(_RATES) + 2
+    widths = sorted(m.in_channels for m in convs) or [0]
+    if widths[-1] != branches * _FILTERS:
+        fail(f"no convolution takes the {branches * _FILTERS} concatenated channels ({branches} branches x "
+             f"{_FILTERS} filters; widest input seen: {widths[-1]}): torch.cat the 1x1, the {len(_RATES)} "
+             "atrous and the image-pooling branches along dim 1 before the 1x1 projection.")
+    got = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    expected = sum(p.numel() for p in ReferenceASPP(_IN, _FILTERS, _RATES).parameters())
+    if got != expected:
+        fail(_branches_hint(got, expected) + ".")
+    if not torch.isfinite(y).all():
+        fail("the ASPP output contains NaN or inf on random input: check the image-pooling branch and the BatchNorms.")
+    y[0, :, 0, 0].sum().backward()
+    if x.grad is None or float(x.grad[0, :, -1, -1].abs().sum()) == 0.0:
+        fail("the output pixel (0, 0) does not depend on the opposite corner of the input: the image-pooling "
+             "branch must average over the whole image (F.adaptive_avg_pool2d(x, 1)) and be broadcast back.")
+    passed(f"PyTorch ASPP: output shape, {got} parameters, dilations {list(_RATES)}, {branches} branches "
+           "concatenated, image-level context and a finite forward pass match the course's ASPP.")

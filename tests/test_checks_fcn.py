@@ -1,0 +1,117 @@
+"""course_utils.checks.fcn: the ASPP checks accept the course's ASPP and reject typical mistakes."""
+
+import pytest
+
+keras = pytest.importorskip("keras")
+torch = pytest.importorskip("torch")
+
+from keras import layers  # noqa: E402
+from torch import nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from course_utils import checks  # noqa: E402
+from course_utils.checks import CheckFailed  # noqa: E402
+from course_utils.keras.deeplab import ASPP as KerasASPP, BroadcastLike  # noqa: E402
+from course_utils.torch.deeplab import ASPP as TorchASPP  # noqa: E402
+from course_utils.torch.fcn import ConvBNReLU  # noqa: E402
+
+
+def test_exported():
+    assert "check_keras_aspp" in checks.__all__ if hasattr(checks, "__all__") else True
+    assert callable(checks.check_keras_aspp) and callable(checks.check_torch_aspp)
+
+
+def test_reference_passes(capsys):
+    checks.check_keras_aspp(KerasASPP)
+    checks.check_torch_aspp(TorchASPP)
+    out = capsys.readouterr().out
+    assert out.count("\N{HEAVY CHECK MARK}") == 2
+
+
+# ------------------------------------------------------------------ wrong Keras versions
+def keras_aspp(dilate=True, pool=True, bias=False, same=True):
+    def build(filters, atrous_rates, name="aspp"):
+        def apply(x):
+            def cbr(y, k, d, n):
+                y = layers.Conv2D(filters, k, padding="same" if same else "valid", dilation_rate=d,
+                                  use_bias=bias, name=f"{n}_conv")(y)
+                y = layers.BatchNormalization(name=f"{n}_bn")(y)
+                return layers.ReLU()(y)
+            branches = [cbr(x, 1, 1, f"{name}_c1")]
+            branches += [cbr(x, 3, r if dilate else 1, f"{name}_a{i}") for i, r in enumerate(atrous_rates)]
+            if pool:
+                p = cbr(layers.GlobalAveragePooling2D(keepdims=True)(x), 1, 1, f"{name}_ip")
+                branches.append(BroadcastLike()([p, x]))
+            return cbr(layers.Concatenate()(branches), 1, 1, f"{name}_proj")
+        return apply
+    return build
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(dilate=False), "dilation rates"),
+    (dict(pool=False), "concatenated channels"),
+    (dict(bias=True), "parameters"),
+    (dict(same=False), "shape"),
+])
+def test_wrong_keras_versions_fail(kwargs, message):
+    keras_aspp()  # the correct variant of the helper passes:
+    checks.check_keras_aspp(keras_aspp())
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_keras_aspp(keras_aspp(**kwargs))
+
+
+def test_unimplemented_keras():
+    def build(filters, atrous_rates, name="aspp"):
+        raise NotImplementedError
+    with pytest.raises(CheckFailed, match="not implemented"):
+        checks.check_keras_aspp(build)
+
+
+# ------------------------------------------------------------------ wrong torch versions
+class NoDilation(TorchASPP):
+    def __init__(self, i, o, rates):
+        super().__init__(i, o, rates)
+        for k in range(1, len(rates) + 1):
+            setattr(self, f"atrous{k}", ConvBNReLU(i, o, 3))
+
+
+class LocalPool(TorchASPP):
+    def forward(self, x):
+        size = x.shape[-2:]
+        branches = [self.conv1x1(x)] + [getattr(self, f"atrous{i}")(x) for i in range(1, len(self.atrous_rates) + 1)]
+        pooled = self.image_pool(F.avg_pool2d(x, 2))  # not global
+        branches.append(F.interpolate(pooled, size=size, mode="bilinear", align_corners=False))
+        return self.project(torch.cat(branches, dim=1))
+
+
+class NoPoolBranch(nn.Module):
+    def __init__(self, i, o, rates):
+        super().__init__()
+        self.b = nn.ModuleList([ConvBNReLU(i, o, 1)] + [ConvBNReLU(i, o, 3, r) for r in rates])
+        self.project = ConvBNReLU(o * (len(rates) + 1), o, 1)
+
+    def forward(self, x):
+        return self.project(torch.cat([b(x) for b in self.b], 1))
+
+
+class WithBias(TorchASPP):
+    def __init__(self, i, o, rates):
+        super().__init__(i, o, rates)
+        self.conv1x1.conv = nn.Conv2d(i, o, 1, bias=True)
+
+
+class WrongShape(TorchASPP):
+    def forward(self, x):
+        return super().forward(x)[..., 1:, :]
+
+
+@pytest.mark.parametrize("cls, message", [
+    (NoDilation, "dilations"),
+    (NoPoolBranch, "concatenated channels"),
+    (WithBias, "parameters"),
+    (LocalPool, "whole image"),
+    (WrongShape, "shape"),
+])
+def test_wrong_torch_versions_fail(cls, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_torch_aspp(cls)
