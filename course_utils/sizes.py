@@ -14,6 +14,8 @@ and by lecture 02.
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = [
     "check_input_size",
     "nearest_valid_sizes",
@@ -21,6 +23,9 @@ __all__ = [
     "transposed_output_size",
     "receptive_field",
     "receptive_field_table",
+    "bilinear_kernel",
+    "OUTPUT_STRIDES",
+    "stage_dilations",
 ]
 
 
@@ -217,3 +222,47 @@ def receptive_field(layers) -> int:
     """
     rows = receptive_field_table(list(layers))
     return rows[-1]["rf"] if rows else 1
+
+
+# ---------------------------------------------------------------- FCN and DeepLab (both frameworks)
+def bilinear_kernel(kernel_size: int) -> np.ndarray:
+    """2-D bilinear interpolation filter of the FCN paper, float32 (k, k).
+
+    A transposed convolution with stride ``s``, kernel ``2*s`` and padding ``s//2``
+    whose weight is this filter on the diagonal (channel i -> channel i)
+    upsamples by ``s`` with bilinear interpolation (up to the image border).
+    """
+    factor = (kernel_size + 1) // 2
+    center = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
+    og = np.arange(kernel_size, dtype=np.float64)
+    filt = 1 - np.abs(og - center) / factor
+    return np.outer(filt, filt).astype(np.float32)
+
+
+OUTPUT_STRIDES = (8, 16)
+
+
+def stage_dilations(output_stride: int) -> list[tuple[bool, int]]:
+    """``(pool_before, dilation)`` for stages 1..5 at ``output_stride`` 16 or 8.
+
+    Without atrous convolution every stage starts with a 2x2 max pooling
+    (stride 32 after stage 5, as in VGG/FCN). DeepLab removes the pooling of
+    the last stage (OS 16) or the last two stages (OS 8) and doubles the
+    dilation instead, so the receptive field grows as if the pooling were there.
+
+    >>> stage_dilations(16)
+    [(True, 1), (True, 1), (True, 1), (True, 1), (False, 2)]
+    >>> stage_dilations(8)
+    [(True, 1), (True, 1), (True, 1), (False, 2), (False, 4)]
+    """
+    if isinstance(output_stride, bool) or output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be 16 or 8, got {output_stride!r}.")
+    plan, stride, dilation = [], 1, 1
+    for _ in range(5):
+        if stride * 2 <= output_stride:
+            stride *= 2
+            plan.append((True, dilation))
+        else:
+            dilation *= 2
+            plan.append((False, dilation))
+    return plan

@@ -36,6 +36,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ..sizes import OUTPUT_STRIDES, stage_dilations  # noqa: F401  (re-exported)
 from .fcn import _check_input_shape, _check_int, count_parameters, stage_filters, vgg_stage
 
 __all__ = [
@@ -47,35 +48,6 @@ __all__ = [
     "stage_dilations",
     "count_parameters",
 ]
-
-OUTPUT_STRIDES = (8, 16)
-
-
-def stage_dilations(output_stride: int) -> list[tuple[bool, int]]:
-    """``(pool_before, dilation)`` for stages 1..5 at ``output_stride`` 16 or 8.
-
-    Without atrous convolution every stage starts with a 2x2 max pooling
-    (stride 32 after stage 5, as in VGG/FCN). DeepLab removes the pooling of
-    the last stage (OS 16) or the last two stages (OS 8) and doubles the
-    dilation instead, so the receptive field grows as if the pooling were there.
-
-    >>> stage_dilations(16)
-    [(True, 1), (True, 1), (True, 1), (True, 1), (False, 2)]
-    >>> stage_dilations(8)
-    [(True, 1), (True, 1), (True, 1), (False, 2), (False, 4)]
-    """
-    if isinstance(output_stride, bool) or output_stride not in OUTPUT_STRIDES:
-        raise ValueError(f"output_stride must be 16 or 8, got {output_stride!r}.")
-    plan, stride, dilation = [], 1, 1
-    for _ in range(5):
-        if stride * 2 <= output_stride:
-            stride *= 2
-            plan.append((True, dilation))
-        else:
-            dilation *= 2
-            plan.append((False, dilation))
-    return plan
-
 
 @keras.saving.register_keras_serializable(package="course_utils")
 class BroadcastLike(layers.Layer):

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..sizes import nearest_valid_sizes
+from ..sizes import bilinear_kernel, nearest_valid_sizes
 
 __all__ = [
     "FCN",
@@ -68,20 +68,6 @@ def check_input_size(height: int, width: int, multiple: int, model: str = "FCN")
         f"{model} needs height and width divisible by {multiple}; {height}x{width} is not. "
         f"Nearest valid sizes: {', '.join(map(str, suggestions))} (crop, pad or resize the image)."
     )
-
-
-def bilinear_kernel(kernel_size: int) -> np.ndarray:
-    """2-D bilinear interpolation filter of the FCN paper, float32 (k, k).
-
-    A transposed convolution with stride ``s``, kernel ``2*s`` and padding ``s//2``
-    whose weight is this filter on the diagonal (channel i -> channel i)
-    upsamples by ``s`` with bilinear interpolation (up to the image border).
-    """
-    factor = (kernel_size + 1) // 2
-    center = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
-    og = np.arange(kernel_size, dtype=np.float64)
-    filt = 1 - np.abs(og - center) / factor
-    return np.outer(filt, filt).astype(np.float32)
 
 
 def bilinear_upsampling(channels: int, factor: int) -> nn.ConvTranspose2d:
