@@ -160,3 +160,25 @@ def test_sigmoid_output_is_scored_at_probability_one_half():
     assert np.array_equal(train.predict_masks(model, images), masks)
     scores = model.evaluate(images, masks, verbose=0, return_dict=True)
     assert scores["dice"] == pytest.approx(1.0)
+
+
+
+def test_fit_over_the_course_dataset_does_not_warn_about_shuffle():
+    """make_dataset shuffles itself, so Keras' "shuffle=True ... ignored" warning is silenced (and only that)."""
+    import warnings
+
+    from course_utils.keras.data import make_dataset
+
+    model = train.compile_model(tiny_model(), num_classes=2, loss=ce_loss())
+    x, y = make_data(8, 0)
+
+    def shuffle_warnings(reset_filters):
+        with warnings.catch_warnings(record=True) as caught:
+            if reset_filters:
+                warnings.resetwarnings()
+                warnings.simplefilter("always")
+            model.fit(make_dataset(x, y, batch_size=4, shuffle=True, seed=0), epochs=1, verbose=0)
+        return [w for w in caught if "shuffle" in str(w.message)]
+
+    assert shuffle_warnings(reset_filters=True), "Keras no longer warns: the filter in keras/data.py can go"
+    assert not shuffle_warnings(reset_filters=False)

@@ -11,12 +11,18 @@ epoch, reproducibly.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import tensorflow as tf
 
 from ..data import _ensure_dataset_arrays, epoch_order, prepare_sample
 
 __all__ = ["make_dataset"]
+
+# ``model.fit`` defaults to ``shuffle=True`` and warns that it ignores it for a tf.data.Dataset. Ours shuffles
+# itself (a new, reproducible order every epoch), so the warning would only puzzle students.
+warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored", category=UserWarning)
 
 
 def make_dataset(
