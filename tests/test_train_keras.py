@@ -174,10 +174,11 @@ def test_fit_over_the_course_dataset_does_not_warn_about_shuffle():
 
     def shuffle_warnings(reset_filters):
         with warnings.catch_warnings(record=True) as caught:
+            dataset = make_dataset(x, y, batch_size=4, shuffle=True, seed=0)
             if reset_filters:
                 warnings.resetwarnings()
                 warnings.simplefilter("always")
-            model.fit(make_dataset(x, y, batch_size=4, shuffle=True, seed=0), epochs=1, verbose=0)
+            model.fit(dataset, epochs=1, verbose=0)
         return [w for w in caught if "shuffle" in str(w.message)]
 
     assert shuffle_warnings(reset_filters=True), "Keras no longer warns: the filter in keras/data.py can go"

@@ -20,9 +20,13 @@ from ..data import _ensure_dataset_arrays, epoch_order, prepare_sample
 
 __all__ = ["make_dataset"]
 
-# ``model.fit`` defaults to ``shuffle=True`` and warns that it ignores it for a tf.data.Dataset. Ours shuffles
-# itself (a new, reproducible order every epoch), so the warning would only puzzle students.
-warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored", category=UserWarning)
+
+def _silence_fit_shuffle_warning():
+    """``model.fit`` defaults to ``shuffle=True`` and warns that it ignores it for a tf.data.Dataset. Ours
+    shuffles itself (a new, reproducible order every epoch), so the warning would only puzzle students.
+    Installed on every ``make_dataset`` call (``filterwarnings`` does not duplicate an identical filter), so
+    that it also holds where warning filters were reset in between, e.g. under pytest."""
+    warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored", category=UserWarning)
 
 
 def make_dataset(
@@ -48,6 +52,7 @@ def make_dataset(
     epoch:      the epoch number of the first pass (each further pass over the data set adds one).
     """
     images, masks = _ensure_dataset_arrays(images, masks)
+    _silence_fit_shuffle_warning()
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     n = len(images)

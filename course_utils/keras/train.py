@@ -165,8 +165,14 @@ def predict(model, images, batch_size: int = 8) -> np.ndarray:
     images = check_image_batch(images)
     if len(images) == 0:
         raise ValueError("images is empty: pass at least one image.")
-    logits = model.predict(images.astype(np.float32, copy=False), batch_size=batch_size, verbose=0)
-    return np.asarray(logits, dtype=np.float32)
+    images = images.astype(np.float32, copy=False)
+    # Plain calls, not model.predict: predict builds a new tf.function for every model, and a lecture that
+    # compares several models would fill the output with TensorFlow's "retracing" warnings.
+    logits = [
+        keras.ops.convert_to_numpy(model(images[start : start + batch_size], training=False))
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(logits).astype(np.float32, copy=False)
 
 
 def predict_masks(model, images, batch_size: int = 8) -> np.ndarray:
