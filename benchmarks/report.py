@@ -12,12 +12,15 @@ Combines, under a description of the machine:
 2. ``model_zoo.py``: U-Net / FCN-8s / DeepLabV3 training throughput in both frameworks
    (``results/model_zoo.json``);
 3. ``notebook_runtimes.py``: seconds per notebook in fast mode (``results/notebook_runtimes.json``);
-4. the accuracy tables that lectures 05 and 07 write to ``results/lecture05.json`` / ``lecture07.json``
+4. ``membrane_unet.py``: the U-Net of lectures 03/04 trained on the ISBI 2012 slices at a larger budget and
+   scored on the held-out slices 25-29 (``results/membrane_unet.json``; ``--preset lecture`` on a GPU,
+   ``--preset cpu`` otherwise);
+5. the accuracy tables that lectures 05 and 07 write to ``results/lecture05.json`` / ``lecture07.json``
    when run with ``COURSE_RECORD_RESULTS=1`` (see benchmarks/README.md for the JSON keys). The report
    does not run those notebooks: run them in full mode first, e.g.
    ``COURSE_RECORD_RESULTS=1 jupyter nbconvert --to notebook --execute notebooks/05_loss_functions.ipynb``.
 
-Use ``--skip train_speed model_zoo notebooks`` to leave parts out (their last saved results are used).
+Use ``--skip train_speed model_zoo notebooks membranes`` to leave parts out (their last saved results are used).
 """
 
 from __future__ import annotations
@@ -25,19 +28,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from machine import description as machine_description, gpu  # noqa: E402
 ROOT = HERE.parent
 RESULTS_DIR = HERE / "results"
 OUTPUT = HERE / "RESULTS.md"
 LECTURES = {"05": "Lecture 05 · Loss functions", "07": "Lecture 07 · FCN and DeepLab"}
-PARTS = ("train_speed", "model_zoo", "notebooks")
+PARTS = ("train_speed", "model_zoo", "notebooks", "membranes")
 
 
 def parse_args(argv=None):
@@ -48,66 +51,6 @@ def parse_args(argv=None):
     parser.add_argument("--output", type=Path, default=OUTPUT, help="the Markdown file to write")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where results are saved/read")
     return parser.parse_args(argv)
-
-
-# ----------------------------------------------------------------------------- machine
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _memory_gb() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                return f"{int(line.split()[1]) / 1024**2:.0f} GB"
-    except OSError:
-        pass
-    return "unknown"
-
-
-def _gpu() -> str:
-    try:
-        result = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20, check=True,
-        )
-        gpus = [line.strip() for line in result.stdout.splitlines() if line.strip()]
-        return "; ".join(gpus) if gpus else "none"
-    except (OSError, subprocess.SubprocessError):
-        return "none"
-
-
-def _version(package: str) -> str:
-    for name in (package, package.replace("-", "_")):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return "not installed"
-
-
-def machine_description() -> list[str]:
-    """Markdown bullet lines describing the machine (asks no framework to start)."""
-    load = ""
-    if hasattr(os, "getloadavg"):
-        load = " (load average at the start: {:.1f})".format(os.getloadavg()[0])
-    tensorflow = _version("tensorflow")
-    if tensorflow == "not installed":
-        tensorflow = _version("tensorflow-cpu")
-    return [
-        f"- CPU: {_cpu_model()}, {os.cpu_count()} logical cores{load}",
-        f"- Memory: {_memory_gb()}",
-        f"- GPU: {_gpu()}",
-        f"- OS: {platform.platform()}",
-        f"- Python {platform.python_version()}; PyTorch {_version('torch')}; TensorFlow {tensorflow}; "
-        f"Keras {_version('keras')}; NumPy {_version('numpy')}",
-    ]
 
 
 # ----------------------------------------------------------------------------- running the parts
@@ -145,6 +88,14 @@ def run_parts(args) -> dict[str, str]:
                                 quick + ["--json", str(args.results_dir / "notebook_runtimes.json")])
         if code:
             problems["notebooks"] = "some notebooks failed: see the table"
+    if "membranes" not in args.skip:
+        if args.quick:
+            preset = ["--preset", "fast", "--epochs", "1", "--frameworks", "torch"]
+        else:
+            preset = ["--preset", "lecture" if gpu() != "none" else "cpu"]
+        code, _, err = run_script("membrane_unet.py", preset + ["--json", str(args.results_dir / "membrane_unet.json")])
+        if code:
+            problems["membranes"] = f"membrane_unet.py failed (exit {code}): {err.strip().splitlines()[-1:]}"
     return problems
 
 
@@ -249,8 +200,24 @@ def lecture_table(payload: dict) -> list[str]:
     return lines
 
 
+def section_membranes(results_dir: Path) -> list[str]:
+    lines = ["## 4. U-Net on the ISBI 2012 membranes (`membrane_unet.py`)", ""]
+    payload = _load_json(results_dir / "membrane_unet.json")
+    if not payload or "rows" not in payload:
+        lines.append(payload.get("error") if payload else "_Not measured yet._")
+        return lines
+    baseline = payload.get("baseline_all_membrane", {})
+    lines += [f"Preset `{payload.get('preset', '?')}`: {payload.get('setup', '')}. Trained on slices 0-19, scored "
+              "on the whole 512x512 held-out slices 25-29" + (f" (\"all membrane\" scores membrane Dice "
+              f"{baseline['membrane_dice']:.3f})" if "membrane_dice" in baseline else "") + ".", ""]
+    from membrane_unet import table  # the script's own table: one layout for both
+
+    lines += table(payload["rows"])
+    return lines
+
+
 def section_lectures(results_dir: Path) -> list[str]:
-    lines = ["## 4. Accuracy tables of the lectures", ""]
+    lines = ["## 5. Accuracy tables of the lectures", ""]
     for number, title in LECTURES.items():
         lines += [f"### {title}", ""]
         payload = _load_json(results_dir / f"lecture{number}.json")
@@ -274,9 +241,12 @@ def build_report(args, problems: dict) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"Written by `python benchmarks/report.py{' --quick' if args.quick else ''}` on {now}."
+        f"Written by `python benchmarks/report.py{' --quick' if args.quick else ''}{' --reuse' if args.reuse else ''}`"
+        f" on {now}."
         + (" **--quick: tiny sizes that only show the scripts work; do not quote these numbers.**"
-           if args.quick else ""),
+           if args.quick else "")
+        + (" Nothing was rerun: every section comes from the files saved in benchmarks/results/ by the runs "
+           "it describes." if args.reuse else ""),
         "",
         "## Machine",
         "",
@@ -285,7 +255,7 @@ def build_report(args, problems: dict) -> str:
     ]
     if problems:
         lines += ["**Problems while running:**", ""] + [f"- {part}: {text}" for part, text in problems.items()] + [""]
-    for section in (section_train_speed, section_model_zoo, section_notebooks, section_lectures):
+    for section in (section_train_speed, section_model_zoo, section_notebooks, section_membranes, section_lectures):
         lines += section(args.results_dir) + [""]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -35,6 +35,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import machine  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -216,23 +219,11 @@ def bench_keras(args) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- report
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def markdown(rows, args) -> str:
-    from course_utils import env
-
     lines = [
         "## Training speed",
         "",
-        f"- Machine: {cpu_model()}, {os.cpu_count()} logical cores, GPU: {env.gpu_name() or 'none'}",
+        f"- Machine: {machine.one_line()}",
         f"- Python {platform.python_version()}, NumPy {np.__version__}",
         f"- U-Net depth {args.depth}, base_filters {args.base_filters}, input {args.size}x{args.size}x{args.channels}, "
         f"batch {args.batch}, 2 classes; runs of {args.epochs} epochs x {args.steps} steps, median of {args.repeats} runs after "

@@ -1,0 +1,119 @@
+"""The benchmark scripts in benchmarks/: argument handling, scoring, tables and the combined report.
+
+The timings themselves are never asserted (they depend on the machine); the scripts run here only at
+their smallest sizes, to prove that they work end to end and write what benchmarks/report.py reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import membrane_unet  # noqa: E402
+import report  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- membrane_unet.py
+def test_presets_and_overrides():
+    args = membrane_unet.parse_args(["--preset", "lecture"])
+    assert args.config["base_filters"] == 64 and args.config["depth"] == 4 and args.config["crop"] == 256
+    args = membrane_unet.parse_args(["--preset", "fast", "--epochs", "2", "--learning-rate", "0.01"])
+    assert args.config["epochs"] == 2 and args.config["learning_rate"] == 0.01
+    assert args.config["crop"] == membrane_unet.PRESETS["fast"]["crop"]
+    assert membrane_unet.PRESETS["fast"]["epochs"] == 8  # the preset itself is not changed
+
+
+def test_a_crop_the_depth_cannot_divide_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        membrane_unet.parse_args(["--preset", "fast", "--crop", "100"])  # depth 3: multiples of 8
+    assert "multiples of 2**depth = 8" in capsys.readouterr().err
+
+
+def test_score_against_hand_computed_values():
+    truth = np.zeros((1, 4, 4), dtype=np.int64)
+    truth[0, 1, :] = 1  # one membrane row: 4 pixels
+    pred = np.zeros_like(truth)
+    pred[0, 1, :2] = 1  # 2 of them found
+    pred[0, 3, 0] = 1  # and one false positive
+    scores = membrane_unet.score(truth, pred)
+    assert scores["membrane_dice"] == pytest.approx(2 * 2 / (4 + 3))
+    assert scores["membrane_iou"] == pytest.approx(2 / 5)
+    assert scores["pixel_error"] == pytest.approx(3 / 16)  # 2 missed + 1 false positive
+    assert 0 <= scores["boundary_f1"] <= 1
+
+
+def test_table_lists_scores_and_failures():
+    rows = [
+        {"framework": "PyTorch 2", "device": "cpu", "parameters": 1234, "epochs_run": 3, "seconds": 90.0,
+         "membrane_dice": 0.8, "membrane_iou": 0.667, "pixel_error": 0.08, "boundary_f1": 0.9},
+        {"framework": "keras", "error": "ImportError: no keras"},
+    ]
+    lines = membrane_unet.table(rows)
+    assert lines[2] == "| PyTorch 2 | cpu | 1,234 | 3 | 1.5 | 0.800 | 0.667 | 0.080 | 0.900 |"
+    assert "failed: ImportError: no keras" in lines[3]
+
+
+def membranes_available() -> bool:
+    root = Path(os.environ.get("COURSE_DATA_DIR", ""))
+    return (root / "isbi2012-membrane").is_dir()
+
+
+@pytest.mark.skipif(not membranes_available(), reason="set COURSE_DATA_DIR to the folder with isbi2012-membrane/")
+def test_membrane_script_runs_end_to_end(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "membrane.json"
+    code = membrane_unet.main(["--preset", "fast", "--epochs", "1", "--crops-per-slice", "1", "--frameworks",
+                               "torch", "--json", str(out)])
+    assert code == 0
+    payload = json.loads(out.read_text())
+    assert payload["preset"] == "fast" and payload["config"]["epochs"] == 1
+    assert 0.3 < payload["baseline_all_membrane"]["membrane_dice"] < 0.42  # membranes: about 20 % of pixels
+    (row,) = payload["rows"]
+    assert row["epochs_run"] == 1 and row["parameters"] == 121_042  # the lectures' fast U-Net
+    assert 0 <= row["membrane_dice"] <= 1 and 0 <= row["pixel_error"] <= 1
+    assert "| PyTorch" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- report.py
+def test_report_combines_the_saved_results(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "train_speed.md").write_text("## Training speed\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    (results / "model_zoo.json").write_text(json.dumps({
+        "settings": "64x64x3 images", "batch": 4,
+        "rows": [{"framework": "PyTorch", "device": "cpu", "model": "U-Net", "parameters": 10, "images_per_s": 8.0},
+                 {"framework": "Keras", "device": "CPU", "model": "FCN-8s", "error": "ValueError: boom"}]}))
+    (results / "notebook_runtimes.json").write_text(json.dumps({"quick": False, "rows": [
+        {"notebook": "notebooks/00.ipynb", "seconds": 10.4, "status": "passed"},
+        {"notebook": "notebooks/01.ipynb", "seconds": 20.0, "status": "failed"}]}))
+    (results / "membrane_unet.json").write_text(json.dumps({
+        "preset": "cpu", "setup": "U-Net depth 4", "baseline_all_membrane": {"membrane_dice": 0.332},
+        "rows": [{"framework": "PyTorch", "device": "cpu", "parameters": 5, "epochs_run": 30, "seconds": 600.0,
+                  "membrane_dice": 0.85, "membrane_iou": 0.74, "pixel_error": 0.07, "boundary_f1": 0.95}]}))
+    (results / "lecture05.json").write_text(json.dumps({"lecture": "05", "mode": "fast", "rows": [
+        {"framework": "Keras", "name": "Dice", "dice": 0.7, "iou": 0.55, "per_class_dice": {"membrane": 0.7}}]}))
+    args = report.parse_args(["--reuse", "--results-dir", str(results), "--output", str(tmp_path / "R.md")])
+    text = report.build_report(args, problems={})
+    assert "### Training speed" in text  # demoted under the report's own section
+    assert "| U-Net | PyTorch | cpu | 10 | 8.0 | 500.0 |" in text  # 4 images at 8 images/s
+    assert "unavailable" in text and "ValueError: boom" in text
+    assert "| **total** | **30** | 1/2 passed |" in text
+    assert "Preset `cpu`" in text and "0.332" in text and "| 0.850 | 0.740 | 0.070 | 0.950 |" in text
+    assert "| Keras | Dice | 0.700 | 0.550 | 0.700 |" in text  # per_class_dice -> "dice (membrane)"
+    assert "Not recorded yet: run notebooks/07_" in text
+
+
+def test_report_says_what_is_missing(tmp_path):
+    args = report.parse_args(["--reuse", "--results-dir", str(tmp_path), "--output", str(tmp_path / "R.md")])
+    text = report.build_report(args, problems={"model_zoo": "model_zoo.py failed (exit 1)"})
+    assert text.count("_Not measured yet") == 4  # training speed, model zoo, notebooks, membranes
+    assert "Not measured yet: run `python benchmarks/report.py`" in text  # training speed
+    assert "- model_zoo: model_zoo.py failed (exit 1)" in text
