@@ -109,6 +109,14 @@ def _load_json(path: Path):
         return {"error": f"{path.name} is not valid JSON: {error}"}
 
 
+def _saved_rows(path: Path) -> tuple[dict | None, str | None]:
+    """(payload, None) when ``path`` holds a script's results with "rows", else (None, what to say instead)."""
+    payload = _load_json(path)
+    if payload and "rows" in payload:
+        return payload, None
+    return None, payload.get("error", f"{path.name} has no rows.") if payload else "_Not measured yet._"
+
+
 def _fmt(value) -> str:
     if value is None:
         return "-"
@@ -140,10 +148,9 @@ def section_train_speed(results_dir: Path) -> list[str]:
 
 def section_model_zoo(results_dir: Path) -> list[str]:
     lines = ["## 2. Model zoo: training throughput (`model_zoo.py`)", ""]
-    payload = _load_json(results_dir / "model_zoo.json")
-    if not payload or "rows" not in payload:
-        lines.append(payload.get("error") if payload else "_Not measured yet._")
-        return lines
+    payload, missing = _saved_rows(results_dir / "model_zoo.json")
+    if missing:
+        return lines + [missing]
     lines += [f"Forward + backward + update: {payload['settings']}.", "",
               "| model | framework | device | parameters | images/s | ms/step |", "|---|---|---|---:|---:|---:|"]
     batch = payload.get("batch", 1)
@@ -159,10 +166,9 @@ def section_model_zoo(results_dir: Path) -> list[str]:
 
 def section_notebooks(results_dir: Path) -> list[str]:
     lines = ["## 3. Notebook run times in fast mode (`notebook_runtimes.py`)", ""]
-    payload = _load_json(results_dir / "notebook_runtimes.json")
-    if not payload or "rows" not in payload:
-        lines.append(payload.get("error") if payload else "_Not measured yet._")
-        return lines
+    payload, missing = _saved_rows(results_dir / "notebook_runtimes.json")
+    if missing:
+        return lines + [missing]
     if payload.get("quick"):
         lines += ["_--quick: only the first notebook was run._", ""]
     lines += ["| notebook | seconds | result |", "|---|---:|---|"]
@@ -202,10 +208,9 @@ def lecture_table(payload: dict) -> list[str]:
 
 def section_membranes(results_dir: Path) -> list[str]:
     lines = ["## 4. U-Net on the ISBI 2012 membranes (`membrane_unet.py`)", ""]
-    payload = _load_json(results_dir / "membrane_unet.json")
-    if not payload or "rows" not in payload:
-        lines.append(payload.get("error") if payload else "_Not measured yet._")
-        return lines
+    payload, missing = _saved_rows(results_dir / "membrane_unet.json")
+    if missing:
+        return lines + [missing]
     baseline = payload.get("baseline_all_membrane", {})
     lines += [f"Preset `{payload.get('preset', '?')}`: {payload.get('setup', '')}. Trained on slices 0-19, scored "
               "on the whole 512x512 held-out slices 25-29" + (f" (\"all membrane\" scores membrane Dice "
