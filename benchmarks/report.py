@@ -15,12 +15,14 @@ Combines, under a description of the machine:
 4. ``membrane_unet.py``: the U-Net of lectures 03/04 trained on the ISBI 2012 slices at a larger budget and
    scored on the held-out slices 25-29 (``results/membrane_unet.json``; ``--preset lecture`` on a GPU,
    ``--preset cpu`` otherwise);
-5. the accuracy tables that lectures 05 and 07 write to ``results/lecture05.json`` / ``lecture07.json``
-   when run with ``COURSE_RECORD_RESULTS=1`` (see benchmarks/README.md for the JSON keys). The report
-   does not run those notebooks: run them in full mode first, e.g.
-   ``COURSE_RECORD_RESULTS=1 jupyter nbconvert --to notebook --execute notebooks/05_loss_functions.ipynb``.
+5. the accuracy tables of lectures 05 and 07: the report executes both notebooks (``jupyter nbconvert
+   --execute``) with ``COURSE_RECORD_RESULTS`` pointing at the results folder, so they write
+   ``lecture05.json`` / ``lecture07.json`` (keys in benchmarks/README.md). They run in the caller's mode:
+   full mode by default (the real numbers, for a GPU), fast mode under ``COURSE_FAST=1``; ``--quick`` leaves
+   them out.
 
-Use ``--skip train_speed model_zoo notebooks membranes`` to leave parts out (their last saved results are used).
+Use ``--skip train_speed model_zoo notebooks membranes lectures`` to leave parts out (their last saved results
+are used). On a GPU, ``python benchmarks/report.py`` alone produces every full-size figure of this report.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +43,7 @@ ROOT = HERE.parent
 RESULTS_DIR = HERE / "results"
 OUTPUT = HERE / "RESULTS.md"
 LECTURES = {"05": "Lecture 05 · Loss functions", "07": "Lecture 07 · FCN and DeepLab"}
-PARTS = ("train_speed", "model_zoo", "notebooks", "membranes")
+PARTS = ("train_speed", "model_zoo", "notebooks", "membranes", "lectures")
 
 
 def parse_args(argv=None):
@@ -61,6 +64,39 @@ def run_script(name: str, extra: list[str]) -> tuple[int, str, str]:
     if result.returncode:
         print(result.stderr[-3000:], file=sys.stderr)
     return result.returncode, result.stdout, result.stderr
+
+
+def lecture_run(number: str, results_dir: Path, environ=None) -> tuple[list[str], dict]:
+    """The command and environment that execute lecture ``number`` and record its table in ``results_dir``.
+
+    The lecture runs in the caller's mode (``COURSE_FAST=1`` -> fast, unset -> full) from notebooks/, with
+    ``COURSE_RECORD_RESULTS`` pointing at ``results_dir`` and, when the caller set no data folder, the
+    ISBI slices of ``../shared/data`` if they are there.
+    """
+    (notebook,) = sorted((ROOT / "notebooks").glob(f"{number}_*.ipynb"))
+    env = dict(os.environ if environ is None else environ, COURSE_RECORD_RESULTS=str(results_dir.resolve()))
+    env.setdefault("MPLBACKEND", "Agg")
+    shared = ROOT.parent / "shared" / "data"
+    if "COURSE_DATA_DIR" not in env and (shared / "isbi2012-membrane").is_dir():
+        env["COURSE_DATA_DIR"] = str(shared)
+    command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+               "--ExecutePreprocessor.timeout=7200", "--output-dir", str(results_dir.resolve()),
+               "--output", f"lecture{number}-executed", str(notebook)]
+    return command, env
+
+
+def run_lectures(args) -> dict[str, str]:
+    problems = {}
+    for number in LECTURES:
+        command, env = lecture_run(number, args.results_dir)
+        mode = "fast" if env.get("COURSE_FAST", "").strip() not in ("", "0") else "full"
+        print(f"[report] lecture {number} in {mode} mode: {' '.join(command[2:])}", file=sys.stderr, flush=True)
+        result = subprocess.run(command, cwd=ROOT / "notebooks", env=env, capture_output=True, text=True)
+        if result.returncode:
+            print(result.stderr[-3000:], file=sys.stderr)
+            problems[f"lecture {number}"] = f"the notebook failed (exit {result.returncode}): " \
+                                            f"{result.stderr.strip().splitlines()[-1:]}"
+    return problems
 
 
 def run_parts(args) -> dict[str, str]:
@@ -96,6 +132,8 @@ def run_parts(args) -> dict[str, str]:
         code, _, err = run_script("membrane_unet.py", preset + ["--json", str(args.results_dir / "membrane_unet.json")])
         if code:
             problems["membranes"] = f"membrane_unet.py failed (exit {code}): {err.strip().splitlines()[-1:]}"
+    if "lectures" not in args.skip and not args.quick:  # minutes even in fast mode: not for --quick
+        problems.update(run_lectures(args))
     return problems
 
 
@@ -227,8 +265,8 @@ def section_lectures(results_dir: Path) -> list[str]:
         lines += [f"### {title}", ""]
         payload = _load_json(results_dir / f"lecture{number}.json")
         if payload is None:
-            lines += [f"_Not recorded yet: run notebooks/{number}_*.ipynb with COURSE_RECORD_RESULTS=1 "
-                      "(full mode for the real numbers)._", ""]
+            lines += [f"_Not recorded yet: run `python benchmarks/report.py` (it executes the lecture), or "
+                      f"notebooks/{number}_*.ipynb with COURSE_RECORD_RESULTS=1 (full mode for the real numbers)._", ""]
             continue
         if "error" in payload:
             lines += [payload["error"], ""]
@@ -246,12 +284,13 @@ def build_report(args, problems: dict) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"Written by `python benchmarks/report.py{' --quick' if args.quick else ''}{' --reuse' if args.reuse else ''}`"
-        f" on {now}."
+        f"Written by `python benchmarks/report.py{' --quick' if args.quick else ''}{' --reuse' if args.reuse else ''}"
+        f"{' --skip ' + ' '.join(args.skip) if args.skip else ''}` on {now}."
         + (" **--quick: tiny sizes that only show the scripts work; do not quote these numbers.**"
            if args.quick else "")
         + (" Nothing was rerun: every section comes from the files saved in benchmarks/results/ by the runs "
-           "it describes." if args.reuse else ""),
+           "it describes." if args.reuse else "")
+        + (" The skipped parts come from their earlier saved results." if args.skip and not args.reuse else ""),
         "",
         "## Machine",
         "",

@@ -108,7 +108,7 @@ def test_report_combines_the_saved_results(tmp_path):
     assert "| **total** | **30** | 1/2 passed |" in text
     assert "Preset `cpu`" in text and "0.332" in text and "| 0.850 | 0.740 | 0.070 | 0.950 |" in text
     assert "| Keras | Dice | 0.700 | 0.550 | 0.700 |" in text  # per_class_dice -> "dice (membrane)"
-    assert "Not recorded yet: run notebooks/07_" in text
+    assert "Not recorded yet: run `python benchmarks/report.py`" in text and "notebooks/07_*.ipynb" in text
 
 
 def test_report_says_what_is_missing(tmp_path):
@@ -117,3 +117,14 @@ def test_report_says_what_is_missing(tmp_path):
     assert text.count("_Not measured yet") == 4  # training speed, model zoo, notebooks, membranes
     assert "Not measured yet: run `python benchmarks/report.py`" in text  # training speed
     assert "- model_zoo: model_zoo.py failed (exit 1)" in text
+
+
+def test_lectures_run_in_the_callers_mode_and_record_into_the_results_folder(tmp_path):
+    command, env = report.lecture_run("07", tmp_path, environ={"COURSE_FAST": "1", "PATH": "/bin"})
+    assert command[:4] == [sys.executable, "-m", "jupyter", "nbconvert"] and "--execute" in command
+    assert command[-1].endswith("notebooks/07_fcn_deeplab.ipynb")
+    assert command[command.index("--output-dir") + 1] == str(tmp_path.resolve())
+    assert env["COURSE_RECORD_RESULTS"] == str(tmp_path.resolve())  # where course_utils.results writes
+    assert env["COURSE_FAST"] == "1" and env["MPLBACKEND"] == "Agg"
+    _, env = report.lecture_run("05", tmp_path, environ={"COURSE_DATA_DIR": "/data"})
+    assert "COURSE_FAST" not in env and env["COURSE_DATA_DIR"] == "/data"  # full mode; the caller's data
