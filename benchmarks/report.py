@@ -15,9 +15,9 @@ Combines, under a description of the machine:
 4. ``membrane_unet.py``: the U-Net of lectures 03/04 trained on the ISBI 2012 slices at a larger budget and
    scored on the held-out slices 25-29 (``results/membrane_unet.json``; ``--preset lecture`` on a GPU,
    ``--preset cpu`` otherwise);
-5. the accuracy tables of lectures 05 and 07: the report executes both notebooks (``jupyter nbconvert
+5. the accuracy tables of lectures 05, 07 and 08: the report executes these notebooks (``jupyter nbconvert
    --execute``) with ``COURSE_RECORD_RESULTS`` pointing at the results folder, so they write
-   ``lecture05.json`` / ``lecture07.json`` (keys in benchmarks/README.md). They run in the caller's mode:
+   ``lecture05.json``, ``lecture07.json`` and ``lecture08.json`` (keys in benchmarks/README.md). They run in the caller's mode:
    full mode by default (the real numbers, for a GPU), fast mode under ``COURSE_FAST=1``; ``--quick`` leaves
    them out.
 
@@ -42,7 +42,8 @@ from machine import description as machine_description, gpu  # noqa: E402
 ROOT = HERE.parent
 RESULTS_DIR = HERE / "results"
 OUTPUT = HERE / "RESULTS.md"
-LECTURES = {"05": "Lecture 05 · Loss functions", "07": "Lecture 07 · FCN and DeepLab"}
+LECTURES = {"05": "Lecture 05 · Loss functions", "07": "Lecture 07 · FCN and DeepLab",
+            "08": "Lecture 08 · Capstone (Oxford-IIIT Pet)"}
 PARTS = ("train_speed", "model_zoo", "notebooks", "membranes", "lectures")
 
 

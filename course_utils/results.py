@@ -1,7 +1,7 @@
 """Record a lecture's comparison table for the benchmark report.
 
-When the environment variable ``COURSE_RECORD_RESULTS`` is set, lectures 05
-and 07 call :func:`record_results` at the end; ``benchmarks/report.py`` then
+When the environment variable ``COURSE_RECORD_RESULTS`` is set, lectures 05,
+07 and 08 call :func:`record_results` at the end; ``benchmarks/report.py`` then
 puts the table into ``benchmarks/RESULTS.md`` (the format is described in
 ``benchmarks/README.md``). Unset, nothing is written.
 """
@@ -56,7 +56,7 @@ def record_results(lecture: str, rows: list[dict], *, mode: str, dataset: str | 
     """Write ``lecture<NN>.json`` when recording is on; return its path (or None).
 
     Args:
-        lecture: "05" or "07".
+        lecture: "05", "07" or "08".
         rows: one dict per trained model with at least ``framework``, ``name``,
             ``dice`` and ``iou``; other keys become extra columns.
         mode: "fast" or "full".
