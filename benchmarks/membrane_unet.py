@@ -116,7 +116,8 @@ def run_torch(images, masks, config, seed, checkpoint_dir) -> dict:
     start = time.perf_counter()
     history = train.fit(model, train_loader, val_loader, CrossEntropyLoss(), optimizer, epochs=config["epochs"],
                         num_classes=NUM_CLASSES, device=device, checkpoint_path=checkpoint_dir / "unet.pt",
-                        early_stopping_patience=config["patience"], monitor="val_dice", progress=False)
+                        early_stopping_patience=config["patience"], monitor="val_dice",
+                        progress=sys.stderr.isatty())  # a progress bar for a person, none in logs
     seconds = time.perf_counter() - start
     predicted = train.predict_masks(model, images[TEST_SLICES], batch_size=1)
     return {"framework": f"PyTorch {torch.__version__}", "device": str(device),
@@ -144,7 +145,8 @@ def run_keras(images, masks, config, seed, checkpoint_dir) -> dict:
     callbacks = train.training_callbacks(checkpoint_path=checkpoint_dir / "unet.keras",
                                          patience=config["patience"], monitor="val_dice")
     start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=config["epochs"], callbacks=callbacks, verbose=0)
+    history = model.fit(train_ds, validation_data=val_ds, epochs=config["epochs"], callbacks=callbacks,
+                        verbose=2 if sys.stderr.isatty() else 0)  # one line per epoch for a person
     seconds = time.perf_counter() - start
     predicted = train.predict_masks(model, images[TEST_SLICES], batch_size=1)
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
