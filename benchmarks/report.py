@@ -76,7 +76,7 @@ def lecture_run(number: str, results_dir: Path, environ=None) -> tuple[list[str]
     """
     (notebook,) = sorted((ROOT / "notebooks").glob(f"{number}_*.ipynb"))
     env = dict(os.environ if environ is None else environ, COURSE_RECORD_RESULTS=str(results_dir.resolve()))
-    env.setdefault("MPLBACKEND", "Agg")
+    env.pop("MPLBACKEND", None)  # the kernel's inline backend keeps the figures in the executed copy
     shared = ROOT.parent / "shared" / "data"
     if "COURSE_DATA_DIR" not in env and (shared / "isbi2012-membrane").is_dir():
         env["COURSE_DATA_DIR"] = str(shared)

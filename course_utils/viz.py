@@ -24,6 +24,7 @@ __all__ = [
     "class_colors",
     "colorize_mask",
     "overlay",
+    "add_class_legend",
     "error_map",
     "error_codes",
     "show_samples",
@@ -274,6 +275,16 @@ def _class_legend(fig, num_classes, class_names, y=0.0):
     ]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False,
                bbox_to_anchor=(0.5, y))
+
+
+def add_class_legend(fig, num_classes: int, class_names=None, y: float = 0.0):
+    """Add one coloured patch per class (the colours of :func:`colorize_mask`) below the panels of ``fig``.
+
+    For your own figures of colourised masks; call it after ``fig.tight_layout()`` and keep ``y`` at 0 or
+    a little below. Returns the ``Legend``.
+    """
+    _class_legend(fig, num_classes, class_names, y=y)
+    return fig.legends[-1]
 
 
 def _show(ax, image, title=None):

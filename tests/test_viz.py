@@ -163,3 +163,14 @@ def test_compare_bar_chart_groups_and_legend():
     assert "n/a" in [t.get_text() for t in ax.texts]
     with pytest.raises(TypeError, match="dict of dicts"):
         viz.compare_bar_chart({"a": 1.0}, "t", "y")
+
+
+def test_add_class_legend_names_every_class_in_its_mask_colour():
+    fig = Figure()
+    fig.add_subplot(1, 1, 1).imshow(viz.colorize_mask(np.array([[0, 1], [2, 3]]), 4))
+    legend = viz.add_class_legend(fig, 4, NAMES)
+    assert [t.get_text() for t in legend.get_texts()] == list(NAMES)
+    colors = [tuple(patch.get_facecolor()[:3]) for patch in legend.get_patches()]
+    assert np.allclose(colors, viz.class_colors(4)[:, :3])
+    with pytest.raises(ValueError, match="give one per class"):
+        viz.add_class_legend(fig, 4, NAMES[:2])
