@@ -24,6 +24,8 @@ __all__ = [
     "receptive_field",
     "receptive_field_table",
     "bilinear_kernel",
+    "check_divisible",
+    "stage_filters",
     "OUTPUT_STRIDES",
     "stage_dilations",
 ]
@@ -225,6 +227,29 @@ def receptive_field(layers) -> int:
 
 
 # ---------------------------------------------------------------- FCN and DeepLab (both frameworks)
+def stage_filters(base_filters: int, num_stages: int = 5) -> list[int]:
+    """Filters per backbone stage: ``base * (1, 2, 4, 8, 8)`` (VGG doubles, then stays)."""
+    return [base_filters * min(2**k, 8) for k in range(num_stages)]
+
+
+def check_divisible(height, width, multiple: int, model: str = "FCN") -> None:
+    """Raise ValueError unless height and width are multiples of ``multiple`` (None = any size, checked later).
+
+    FCN pools 5 times (multiple 32); DeepLab needs multiples of its output stride.
+    The message names the nearest valid sizes.
+    """
+    bad = [int(n) for n in (height, width) if n is not None and int(n) % multiple]
+    if not bad:
+        return
+    suggestions = []
+    for n in dict.fromkeys(bad):
+        suggestions += [s for s in nearest_valid_sizes(n, multiple) if s not in suggestions]
+    raise ValueError(
+        f"{model} needs height and width divisible by {multiple}; {height}x{width} is not. "
+        f"Nearest valid sizes: {', '.join(map(str, suggestions))} (crop, pad or resize the image)."
+    )
+
+
 def bilinear_kernel(kernel_size: int) -> np.ndarray:
     """2-D bilinear interpolation filter of the FCN paper, float32 (k, k).
 

@@ -160,3 +160,17 @@ def test_input_validation_of_layers():
 def test_sizes_imports_no_framework():
     code = "import sys, course_utils.sizes; assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fcn_and_deeplab_helpers_are_one_framework_free_function_each():
+    from course_utils import sizes
+
+    assert sizes.stage_filters(8) == [8, 16, 32, 64, 64]  # VGG: doubles up to 8x base, then stays
+    assert sizes.stage_filters(4, num_stages=3) == [4, 8, 16]
+    sizes.check_divisible(64, None, 32)  # None: a dynamic size, checked when the data arrives
+    with pytest.raises(ValueError, match=r"DeepLab needs height and width divisible by 16; 64x40 is not\. "
+                                         r"Nearest valid sizes: 32, 48"):
+        sizes.check_divisible(64, 40, 16, model="DeepLab")
+    for framework in ("keras", "torch"):
+        fcn = pytest.importorskip(f"course_utils.{framework}.fcn")
+        assert fcn.stage_filters is sizes.stage_filters and fcn.check_input_size is sizes.check_divisible

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..sizes import bilinear_kernel, nearest_valid_sizes
+from ..sizes import bilinear_kernel, stage_filters
+from ..sizes import check_divisible as check_input_size  # the name both FCN modules export
 
 __all__ = [
     "FCN",
@@ -45,29 +46,6 @@ __all__ = [
 ]
 
 VARIANTS = ("32s", "16s", "8s")
-
-
-def stage_filters(base_filters: int, num_stages: int = 5) -> list[int]:
-    """Filters per backbone stage: ``base * (1, 2, 4, 8, 8)`` (VGG doubles, then stays)."""
-    return [base_filters * min(2**k, 8) for k in range(num_stages)]
-
-
-def check_input_size(height: int, width: int, multiple: int, model: str = "FCN") -> None:
-    """Raise ValueError unless height and width are multiples of ``multiple``.
-
-    FCN pools 5 times (multiple 32); DeepLab needs multiples of its output stride.
-    The message names the nearest valid sizes.
-    """
-    bad = [int(n) for n in (height, width) if int(n) % multiple]
-    if not bad:
-        return
-    suggestions = []
-    for n in dict.fromkeys(bad):
-        suggestions += [s for s in nearest_valid_sizes(n, multiple) if s not in suggestions]
-    raise ValueError(
-        f"{model} needs height and width divisible by {multiple}; {height}x{width} is not. "
-        f"Nearest valid sizes: {', '.join(map(str, suggestions))} (crop, pad or resize the image)."
-    )
 
 
 def bilinear_upsampling(channels: int, factor: int) -> nn.ConvTranspose2d:
