@@ -61,6 +61,8 @@ def parse_args(argv=None):
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
                             help=f"override the preset's {name}")
     parser.add_argument("--frameworks", nargs="+", default=["torch", "keras"], choices=["torch", "keras"])
+    parser.add_argument("--elastic", action="store_true",
+                        help="add the paper's elastic deformation to the flips and quarter turns")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--data-root", type=Path, default=None,
                         help="folder holding isbi2012-membrane/ (default: COURSE_DATA_DIR or the course cache)")
@@ -75,15 +77,22 @@ def parse_args(argv=None):
                      f"2**depth = {2 ** config['depth']}")
     if not 0 < config["val_size"] <= 512 or not 0 < config["crop"] <= 512:
         parser.error("--crop and --val-size must lie in 1..512 (the slices are 512x512)")
+    config["elastic"] = args.elastic
     args.config = config
     return args
 
 
 def describe(config) -> str:
-    return (f"U-Net depth {config['depth']}, base_filters {config['base_filters']}; {config['crop']} px crops, "
-            f"{config['crops_per_slice']} per training slice per epoch, batch {config['batch']}; at most "
+    augmentation = "flips, quarter turns" + (" and elastic deformation" if config.get("elastic") else "")
+    return (f"U-Net depth {config['depth']}, base_filters {config['base_filters']}; {config['crop']} px crops "
+            f"({augmentation}), {config['crops_per_slice']} per training slice per epoch, batch {config['batch']}; at most "
             f"{config['epochs']} epochs (early stopping after {config['patience']} without a better val Dice on the "
             f"top-left {config['val_size']} px of slices 20-24); Adam {config['learning_rate']:g}")
+
+
+def augmentation(config):
+    """The ``augment`` argument of make_loader / make_dataset: flips and quarter turns, optionally elastic."""
+    return {"elastic": True} if config.get("elastic") else True
 
 
 def score(masks_true, masks_pred) -> dict:
@@ -109,7 +118,7 @@ def run_torch(images, masks, config, seed, checkpoint_dir) -> dict:
     train_index = np.repeat(TRAIN_SLICES, config["crops_per_slice"])
     val = np.s_[VAL_SLICES, : config["val_size"], : config["val_size"]]
     train_loader = make_loader(images[train_index], masks[train_index], batch_size=config["batch"], shuffle=True,
-                               augment=True, crop_size=config["crop"], seed=seed)
+                               augment=augmentation(config), crop_size=config["crop"], seed=seed)
     val_loader = make_loader(images[val], masks[val], batch_size=config["batch"], shuffle=False)
     model = UNet(in_channels=1, num_classes=NUM_CLASSES, base_filters=config["base_filters"], depth=config["depth"])
     optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
@@ -137,7 +146,7 @@ def run_keras(images, masks, config, seed, checkpoint_dir) -> dict:
     train_index = np.repeat(TRAIN_SLICES, config["crops_per_slice"])
     val = np.s_[VAL_SLICES, : config["val_size"], : config["val_size"]]
     train_ds = make_dataset(images[train_index], masks[train_index], batch_size=config["batch"], shuffle=True,
-                            augment=True, crop_size=config["crop"], seed=seed)
+                            augment=augmentation(config), crop_size=config["crop"], seed=seed)
     val_ds = make_dataset(images[val], masks[val], batch_size=config["batch"], shuffle=False)
     model = build_unet((None, None, 1), num_classes=NUM_CLASSES, base_filters=config["base_filters"],
                        depth=config["depth"])

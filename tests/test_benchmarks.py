@@ -29,6 +29,10 @@ def test_presets_and_overrides():
     assert args.config["epochs"] == 2 and args.config["learning_rate"] == 0.01
     assert args.config["crop"] == membrane_unet.PRESETS["fast"]["crop"]
     assert membrane_unet.PRESETS["fast"]["epochs"] == 8  # the preset itself is not changed
+    assert membrane_unet.augmentation(args.config) is True and "elastic" not in membrane_unet.describe(args.config)
+    args = membrane_unet.parse_args(["--elastic"])
+    assert membrane_unet.augmentation(args.config) == {"elastic": True}
+    assert "elastic deformation" in membrane_unet.describe(args.config)
 
 
 def test_a_crop_the_depth_cannot_divide_is_refused(capsys):
