@@ -83,9 +83,10 @@ def parse_args(argv=None):
 
 
 def describe(config) -> str:
-    augmentation = "flips, quarter turns" + (" and elastic deformation" if config.get("elastic") else "")
+    transforms = "flips, quarter turns" + (" and elastic deformation" if config.get("elastic") else "")
     return (f"U-Net depth {config['depth']}, base_filters {config['base_filters']}; {config['crop']} px crops "
-            f"({augmentation}), {config['crops_per_slice']} per training slice per epoch, batch {config['batch']}; at most "
+            f"({transforms}), {config['crops_per_slice']} per training slice per epoch, "
+            f"batch {config['batch']}; at most "
             f"{config['epochs']} epochs (early stopping after {config['patience']} without a better val Dice on the "
             f"top-left {config['val_size']} px of slices 20-24); Adam {config['learning_rate']:g}")
 
