@@ -1,4 +1,5 @@
-"""What the benchmark scripts say about the machine they ran on (asks no framework to start)."""
+"""What the benchmark scripts share about the machine they run on (asks no framework to start): its
+description, and the local copy of the course data that their child processes should use."""
 
 from __future__ import annotations
 
@@ -73,3 +74,13 @@ def description() -> list[str]:
         f"- Python {platform.python_version()}; PyTorch {version('torch')}; TensorFlow {tensorflow}; "
         f"Keras {version('keras')}; NumPy {version('numpy')}",
     ]
+
+
+def with_local_data(environ) -> dict:
+    """A copy of ``environ`` whose ``COURSE_DATA_DIR`` points at ``../shared/data`` beside the repository
+    when the caller set none and the ISBI slices are there (as in CI); otherwise unchanged."""
+    env = dict(environ)
+    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    if "COURSE_DATA_DIR" not in env and (shared / "isbi2012-membrane").is_dir():
+        env["COURSE_DATA_DIR"] = str(shared)
+    return env

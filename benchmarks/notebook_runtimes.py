@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from machine import with_local_data  # noqa: E402
 FOLDERS = ("notebooks", "solutions")
 
 
@@ -45,11 +48,7 @@ def notebooks(args) -> list[Path]:
 
 def fast_mode_env() -> dict:
     """The environment of `./course test`: fast mode, no GUI backend, the local data copy when present."""
-    env = dict(os.environ, COURSE_FAST="1", MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="2")
-    shared = ROOT.parent / "shared" / "data"
-    if "COURSE_DATA_DIR" not in env and (shared / "isbi2012-membrane").is_dir():
-        env["COURSE_DATA_DIR"] = str(shared)
-    return env
+    return with_local_data(dict(os.environ, COURSE_FAST="1", MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="2"))
 
 
 def run_one(path: Path, timeout: int) -> dict:

@@ -36,12 +36,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from machine import description as machine_description, gpu  # noqa: E402
 ROOT = HERE.parent
 RESULTS_DIR = HERE / "results"
 OUTPUT = HERE / "RESULTS.md"
+sys.path.insert(0, str(HERE))
+
+from machine import description as machine_description, gpu, with_local_data  # noqa: E402
 LECTURES = {"05": "Lecture 05 · Loss functions", "07": "Lecture 07 · FCN and DeepLab",
             "08": "Lecture 08 · Capstone (Oxford-IIIT Pet)"}
 PARTS = ("train_speed", "model_zoo", "notebooks", "membranes", "lectures")
@@ -61,7 +61,7 @@ def parse_args(argv=None):
 def run_script(name: str, extra: list[str]) -> tuple[int, str, str]:
     command = [sys.executable, str(HERE / name), *extra]
     print(f"[report] {' '.join(command[1:])}", file=sys.stderr, flush=True)
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=ROOT, env=with_local_data(os.environ), capture_output=True, text=True)
     if result.returncode:
         print(result.stderr[-3000:], file=sys.stderr)
     return result.returncode, result.stdout, result.stderr
@@ -75,11 +75,9 @@ def lecture_run(number: str, results_dir: Path, environ=None) -> tuple[list[str]
     ISBI slices of ``../shared/data`` if they are there.
     """
     (notebook,) = sorted((ROOT / "notebooks").glob(f"{number}_*.ipynb"))
-    env = dict(os.environ if environ is None else environ, COURSE_RECORD_RESULTS=str(results_dir.resolve()))
+    env = with_local_data(dict(os.environ if environ is None else environ,
+                               COURSE_RECORD_RESULTS=str(results_dir.resolve())))
     env.pop("MPLBACKEND", None)  # the kernel's inline backend keeps the figures in the executed copy
-    shared = ROOT.parent / "shared" / "data"
-    if "COURSE_DATA_DIR" not in env and (shared / "isbi2012-membrane").is_dir():
-        env["COURSE_DATA_DIR"] = str(shared)
     command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
                "--ExecutePreprocessor.timeout=7200", "--output-dir", str(results_dir.resolve()),
                "--output", f"lecture{number}-executed", str(notebook)]

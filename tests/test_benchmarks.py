@@ -132,3 +132,18 @@ def test_lectures_run_in_the_callers_mode_and_record_into_the_results_folder(tmp
     assert env["COURSE_FAST"] == "1" and "MPLBACKEND" not in env  # inline figures in the executed copy
     _, env = report.lecture_run("05", tmp_path, environ={"COURSE_DATA_DIR": "/data"})
     assert "COURSE_FAST" not in env and env["COURSE_DATA_DIR"] == "/data"  # full mode; the caller's data
+
+
+def test_child_processes_get_the_local_data_copy_unless_the_caller_chose_one():
+    import machine
+
+    shared = BENCHMARKS.parent.parent / "shared" / "data"
+    env = machine.with_local_data({"PATH": "/bin"})
+    if (shared / "isbi2012-membrane").is_dir():
+        assert env["COURSE_DATA_DIR"] == str(shared)
+    else:
+        assert "COURSE_DATA_DIR" not in env
+    assert machine.with_local_data({"COURSE_DATA_DIR": "/mine"})["COURSE_DATA_DIR"] == "/mine"
+    caller = {"PATH": "/bin"}
+    machine.with_local_data(caller)
+    assert caller == {"PATH": "/bin"}  # a copy: the caller's mapping is left alone
