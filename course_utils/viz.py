@@ -265,7 +265,12 @@ def _class_names(num_classes, class_names):
     return class_names[:num_classes]
 
 
-def _class_legend(fig, num_classes, class_names, y=0.0):
+def add_class_legend(fig, num_classes: int, class_names=None, y: float = 0.0):
+    """Add one coloured patch per class (the colours of :func:`colorize_mask`) below the panels of ``fig``.
+
+    For your own figures of colourised masks; call it after ``fig.tight_layout()`` and keep ``y`` at 0 or
+    a little below. Returns the ``Legend``.
+    """
     from matplotlib.patches import Patch
 
     colors = class_colors(num_classes)
@@ -273,18 +278,8 @@ def _class_legend(fig, num_classes, class_names, y=0.0):
         Patch(facecolor=colors[i], edgecolor="0.5", label=name)
         for i, name in enumerate(_class_names(num_classes, class_names))
     ]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False,
-               bbox_to_anchor=(0.5, y))
-
-
-def add_class_legend(fig, num_classes: int, class_names=None, y: float = 0.0):
-    """Add one coloured patch per class (the colours of :func:`colorize_mask`) below the panels of ``fig``.
-
-    For your own figures of colourised masks; call it after ``fig.tight_layout()`` and keep ``y`` at 0 or
-    a little below. Returns the ``Legend``.
-    """
-    _class_legend(fig, num_classes, class_names, y=y)
-    return fig.legends[-1]
+    return fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False,
+                      bbox_to_anchor=(0.5, y))
 
 
 def _show(ax, image, title=None):
@@ -323,7 +318,7 @@ def show_samples(images, masks, num_classes: int, class_names=None, n: int = 4, 
         _show(axes[i, 1], colorize_mask(masks[i], num_classes), "mask" if i == 0 else None)
         _show(axes[i, 2], overlay(images[i], masks[i], num_classes), "overlay" if i == 0 else None)
         axes[i, 0].set_ylabel(f"sample {i}", fontsize=9)
-    _class_legend(fig, num_classes, class_names)
+    add_class_legend(fig, num_classes, class_names)
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.5 / (3.0 * n + 0.6), 1, 1))
