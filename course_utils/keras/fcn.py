@@ -32,7 +32,7 @@ from keras import layers
 
 from ..sizes import bilinear_kernel, stage_filters
 from ..sizes import check_divisible as check_input_size  # the name both FCN modules export
-from .unet import count_parameters
+from .unet import _check_input_shape_tuple, count_parameters
 
 __all__ = [
     "build_fcn",
@@ -115,15 +115,8 @@ def _check_int(value, what: str, minimum: int = 1) -> int:
 
 
 def _check_input_shape(input_shape, multiple: int, model: str):
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3:
-        raise ValueError(
-            f"input_shape must be (height, width, channels), got {input_shape}: "
-            "leave out the batch axis, e.g. (64, 64, 3)."
-        )
-    height, width, channels = input_shape
-    if channels is None:
-        raise ValueError("input_shape needs a known number of channels, e.g. (64, 64, 1) for grey images.")
+    input_shape = _check_input_shape_tuple(input_shape, example=(64, 64, 3))
+    height, width, _ = input_shape
     if height is not None and width is not None:
         check_input_size(height, width, multiple, model)
     return input_shape

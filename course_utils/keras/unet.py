@@ -97,6 +97,22 @@ def conv_block(x, filters: int, batch_norm: bool, name: str):
     return x
 
 
+def _check_input_shape_tuple(input_shape, example: tuple) -> tuple:
+    """``input_shape`` as a (height, width, channels) tuple with known channels, or a ValueError that says how.
+
+    ``example`` is the valid shape the messages show, e.g. ``(None, None, 1)``.
+    """
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"input_shape must be (height, width, channels), got {input_shape}: "
+            f"leave out the batch axis, e.g. {example}."
+        )
+    if input_shape[2] is None:
+        raise ValueError(f"input_shape needs a known number of channels, e.g. {example[:2] + (1,)} for grey images.")
+    return input_shape
+
+
 def _upsample(x, filters: int, upsampling: str, name: str):
     if upsampling == "transpose":
         return layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=name)(x)
@@ -138,15 +154,8 @@ def build_unet(
     >>> model = build_unet((128, 128, 3), num_classes=1, base_filters=64, depth=2,
     ...                    batch_norm=False, final_activation="sigmoid")   # the seed's model
     """
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3:
-        raise ValueError(
-            f"input_shape must be (height, width, channels), got {input_shape}: "
-            "leave out the batch axis, e.g. (None, None, 1)."
-        )
+    input_shape = _check_input_shape_tuple(input_shape, example=(None, None, 1))
     height, width, channels = input_shape
-    if channels is None:
-        raise ValueError("input_shape needs a known number of channels, e.g. (None, None, 1) for grey images.")
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be an integer of 1 or more, got {depth!r}.")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
