@@ -7,7 +7,7 @@ records the wall-clock seconds and whether it passed.
 
     python benchmarks/notebook_runtimes.py --quick          # only the first lecture: checks that it runs
     python benchmarks/notebook_runtimes.py                  # every lecture and solution (many minutes)
-    python benchmarks/notebook_runtimes.py notebooks/08_capstone.ipynb --json out.json
+    python benchmarks/notebook_runtimes.py notebooks/09_capstone.ipynb --json out.json
 
 Prints a Markdown table; ``--json PATH`` also writes the rows (used by benchmarks/report.py).
 Run it on a quiet machine: the numbers are the notebooks' fast-mode budget (about 1-2 minutes each).

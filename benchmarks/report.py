@@ -17,7 +17,7 @@ Combines, under a description of the machine:
    ``--preset cpu`` otherwise);
 5. the accuracy tables of lectures 05, 07 and 08: the report executes these notebooks (``jupyter nbconvert
    --execute``) with ``COURSE_RECORD_RESULTS`` pointing at the results folder, so they write
-   ``lecture05.json``, ``lecture07.json`` and ``lecture08.json`` (keys in benchmarks/README.md). They run in the caller's mode:
+   ``lecture05.json``, ``lecture07.json`` and ``lecture09.json`` (keys in benchmarks/README.md). They run in the caller's mode:
    full mode by default (the real numbers, for a GPU), fast mode under ``COURSE_FAST=1``; ``--quick`` leaves
    them out.
 
@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 
 from machine import description as machine_description, gpu, with_local_data  # noqa: E402
 LECTURES = {"05": "Lecture 05 · Loss functions", "07": "Lecture 07 · FCN and DeepLab",
-            "08": "Lecture 08 · Capstone (Oxford-IIIT Pet)"}
+            "09": "Lecture 09 · Capstone (Oxford-IIIT Pet)"}
 PARTS = ("train_speed", "model_zoo", "notebooks", "membranes", "lectures")
 
 

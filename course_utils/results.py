@@ -56,7 +56,7 @@ def record_results(lecture: str, rows: list[dict], *, mode: str, dataset: str | 
     """Write ``lecture<NN>.json`` when recording is on; return its path (or None).
 
     Args:
-        lecture: "05", "07" or "08".
+        lecture: "05", "07" or "09".
         rows: one dict per trained model with at least ``framework``, ``name``,
             ``dice`` and ``iou``; other keys become extra columns.
         mode: "fast" or "full".
