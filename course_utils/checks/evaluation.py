@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from .. import metrics as _ref
-from ._common import fail, passed
+from ._common import check, fail, not_written, passed
 
 __all__ = ["check_confusion_matrix", "check_iou_dice_from_confusion"]
 
@@ -30,7 +30,7 @@ def _call(fn, name, *args, **kwargs):
             warnings.simplefilter("ignore", RuntimeWarning)  # 0/0 -> nan is expected
             return fn(*args, **kwargs)
     except NotImplementedError:
-        fail(f"{name} is not written yet: replace the `raise NotImplementedError` with your code.")
+        raise not_written(name) from None
     except TypeError as error:
         if "ignore_index" in str(error):
             fail(f"{name} does not accept ignore_index: give it a parameter `ignore_index=None`.")
@@ -39,6 +39,7 @@ def _call(fn, name, *args, **kwargs):
         fail(f"calling {name} raised {type(error).__name__}: {error}.")
 
 
+@check
 def check_confusion_matrix(fn) -> None:
     """Check ``fn(y_true, y_pred, num_classes, ignore_index=None)`` against known cases."""
     name = getattr(fn, "__name__", "confusion_matrix")
@@ -90,6 +91,7 @@ def check_confusion_matrix(fn) -> None:
     passed(f"{name}: rows = truth, absent classes keep their row/column, batches and ignore_index work.")
 
 
+@check
 def check_iou_dice_from_confusion(iou_fn, dice_fn) -> None:
     """Check ``iou_fn(cm)`` and ``dice_fn(cm)`` -> per-class (C,) scores with NaN for absent classes."""
     # classes: 0 and 1 present; 2 predicted but never true; 3 absent everywhere

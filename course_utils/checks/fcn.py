@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import fail, passed
+from ._common import check, fail, function_name, not_written, passed
 
 __all__ = ["check_keras_aspp", "check_torch_aspp"]
 
@@ -33,6 +33,7 @@ def _branches_hint(got: int, expected: int) -> str:
     )
 
 
+@check
 def check_keras_aspp(build_fn) -> None:
     """Check a Keras ASPP building block: ``build_fn(filters, atrous_rates, name="aspp")(x)`` -> (B, H, W, filters)."""
     import keras
@@ -43,7 +44,7 @@ def check_keras_aspp(build_fn) -> None:
     try:
         outputs = build_fn(_FILTERS, _RATES, name="aspp")(inputs)
     except NotImplementedError:
-        fail("ASPP is not implemented yet: replace the TODO and `raise NotImplementedError` with your code.")
+        raise not_written(function_name(build_fn, "ASPP")) from None
     except Exception as error:  # noqa: BLE001
         fail(f"ASPP({_FILTERS}, {_RATES}, name='aspp')(x) raised {type(error).__name__}: {error} - "
              "create the layers in __init__ and apply them to x in __call__.")
@@ -79,6 +80,7 @@ def check_keras_aspp(build_fn) -> None:
            f"{branches} branches concatenated and a finite forward pass match the course's ASPP.")
 
 
+@check
 def check_torch_aspp(module_class) -> None:
     """Check a torch ASPP class: ``module_class(in_channels, out_channels, atrous_rates)``, (B, C, H, W) -> (B, out, H, W)."""
     import torch
@@ -92,7 +94,7 @@ def check_torch_aspp(module_class) -> None:
         x = torch.rand(2, _IN, _SIZE, _SIZE, generator=torch.Generator().manual_seed(0), requires_grad=True)
         y = module(x)
     except NotImplementedError:
-        fail("ASPP is not implemented yet: replace the TODO and `raise NotImplementedError` with your code.")
+        raise not_written(function_name(module_class, "ASPP")) from None
     except Exception as error:  # noqa: BLE001
         fail(f"ASPP({_IN}, {_FILTERS}, {_RATES}) on a (2, {_IN}, {_SIZE}, {_SIZE}) input raised "
              f"{type(error).__name__}: {error} - build the branches in __init__ and use them in forward.")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from ._common import fail, passed
+from ._common import check, fail, function_name, not_written, passed
 
 __all__ = [
     "check_conv_block",
@@ -50,7 +50,7 @@ def _call(what: str, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
-        fail(f"{what} still raises NotImplementedError: write your code in place of the TODO, then run the check again.")
+        raise  # the @check wrapper names the student's function
     except Exception as error:  # noqa: BLE001 - any error of the student's code is reported
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         fail(f"{what} raised {type(error).__name__}: {message[:300]}: fix that error first (the traceback above shows where it happened).")
@@ -66,6 +66,7 @@ def _param_hint(got: int, expected: int, batch_norm: bool) -> str:
 
 
 # ----------------------------------------------------------------------------- dispatch
+@check
 def check_conv_block(fn_or_layer, framework: str) -> None:
     """Check a double-conv block: ``check_conv_block(conv_block, "keras")`` or ``(DoubleConv, "torch")``.
 
@@ -79,6 +80,7 @@ def check_conv_block(fn_or_layer, framework: str) -> None:
     return check_torch_conv_block(fn_or_layer)
 
 
+@check
 def check_unet(build_fn_or_class, framework: str) -> None:
     """Check a U-Net: ``check_unet(build_unet, "keras")`` or ``check_unet(UNet, "torch")``."""
     if _framework(framework) == "keras":
@@ -86,6 +88,7 @@ def check_unet(build_fn_or_class, framework: str) -> None:
     return check_torch_unet(build_fn_or_class)
 
 
+@check
 def check_train_one_epoch(fn) -> None:
     """Check a PyTorch ``train_one_epoch(model, loader, loss_fn, optimizer, device)`` (see the torch variant)."""
     return check_torch_train_one_epoch(fn)
@@ -98,6 +101,7 @@ def _keras_count(model) -> int:
     return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
 
 
+@check
 def check_keras_conv_block(conv_block) -> None:
     """Check ``conv_block(x, filters, batch_norm, name)``: two 3x3 'same' convs (+BN) + ReLU.
 
@@ -144,6 +148,7 @@ def check_keras_conv_block(conv_block) -> None:
     passed("conv_block: shapes, parameter counts (with and without batch norm), ReLU output and layer names are right.")
 
 
+@check
 def check_keras_unet(build_unet) -> None:
     """Check ``build_unet(input_shape, num_classes, base_filters, depth, batch_norm)`` -> keras.Model.
 
@@ -187,6 +192,7 @@ def _torch_count(module) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
+@check
 def check_torch_conv_block(block_class) -> None:
     """Check a module class ``Block(in_channels, out_channels, batch_norm=True)``.
 
@@ -230,6 +236,7 @@ def check_torch_conv_block(block_class) -> None:
     passed("conv block: shapes, parameter counts (with and without batch norm) and ReLU output are right.")
 
 
+@check
 def check_torch_unet(unet_class) -> None:
     """Check ``UNet(in_channels, num_classes, base_filters, depth, batch_norm)`` (an nn.Module class).
 
@@ -271,6 +278,7 @@ def check_torch_unet(unet_class) -> None:
     passed("UNet: output shapes, logits and parameter counts match the course's U-Net for depths 1-3, with and without batch norm.")
 
 
+@check
 def check_torch_train_one_epoch(train_one_epoch) -> None:
     """Check ``train_one_epoch(model, loader, loss_fn, optimizer, device)`` -> mean loss (float).
 
