@@ -120,8 +120,20 @@ def check_iou_dice_from_confusion(iou_fn, dice_fn) -> None:
                 f"{name} gave {got[2]:.3g} for a class that is predicted but never true: that is a pure false "
                 "positive and must score 0, only 0/0 is NaN."
             )
+        tp, rows, cols = np.diag(cm).astype(float), cm.sum(1).astype(float), cm.sum(0).astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            twice = tp / (rows + cols)  # union taken as |A| + |B|: the intersection counted twice
+            dice_over_union = 2 * tp / (rows + cols - tp)
+        if label == "iou_fn" and np.allclose(got[:3], twice[:3]):
+            fail(f"{name} counts the intersection twice: the union is row sum + column sum - TP "
+                 f"(TP + FP + FN), not row sum + column sum; {formulas[label]}.")
+        if label == "iou_fn" and np.allclose(got[:3], expected["dice_fn"][:3]):
+            fail(f"{name} returned the Dice values (factor 2 in the numerator): {formulas[label]}.")
+        if label == "dice_fn" and np.allclose(got[:3], dice_over_union[:3]):
+            fail(f"{name} divides 2 TP by the union: Dice divides by the sum of both sizes, {formulas[label]}.")
         if label == "dice_fn" and np.allclose(got[:3], expected["iou_fn"][:3]):
-            fail(f"{name} returned the IoU values: {formulas[label]}.")
+            fail(f"{name} returned the IoU values (Dice equals IoU only for a perfect or empty class): "
+                 f"{formulas[label]}.")
         if label == "dice_fn" and np.allclose(got[:3], want[:3] / 2):
             fail(f"{name} is half the Dice: {formulas[label]} (the numerator has a factor 2).")
         if not np.allclose(got[:3], want[:3]):
