@@ -59,6 +59,16 @@ def _dice_from_probs(p, target, smooth=1.0, num_smooth=True, den_smooth=True, pe
     return float(1.0 - d.mean())
 
 
+_SPATIAL = ("the softmax runs over the wrong axis (a spatial axis, height or width): normalise over the class axis, "
+            "which is last in Keras (NHWC, axis=-1) and 1 in PyTorch (NCHW, dim=1).")
+
+
+def _binary_ce(z, target):
+    """Mean binary cross-entropy of a sigmoid per channel against the one-hot truth (a sigmoid head)."""
+    g = np.eye(z.shape[-1])[target]
+    return float(np.mean(np.maximum(z, 0) - z * g + np.log1p(np.exp(-np.abs(z)))))
+
+
 def _dice_mistakes(logits, target):
     """(value, hint) pairs for typical wrong soft-Dice implementations, in the order they are checked."""
     z = logits.astype(np.float64)
@@ -68,8 +78,8 @@ def _dice_mistakes(logits, target):
         (_dice_from_probs(1.0 / (1.0 + np.exp(-z)), target),
          "it applies a sigmoid per channel: use a softmax over the class axis for multi-class logits."),
         (_dice_from_probs(z, target), "it uses the raw logits as probabilities: apply a softmax over the class axis first."),
-        (_dice_from_probs(ref.softmax(z, axis=1), target), "the softmax runs over the wrong axis: normalise over the class axis."),
-        (_dice_from_probs(ref.softmax(z, axis=2), target), "the softmax runs over the wrong axis: normalise over the class axis."),
+        (_dice_from_probs(ref.softmax(z, axis=1), target), _SPATIAL),
+        (_dice_from_probs(ref.softmax(z, axis=2), target), _SPATIAL),
         (_dice_from_probs(ref.softmax(z, axis=0), target),
          "the softmax runs over the batch axis: normalise over the class axis."),
         (_dice_from_probs(p, target, per_image=True),
@@ -94,6 +104,9 @@ def _ce_dice_mistakes(logits, target):
     n_pixels = target.size
     out = [
         (ce, "it returns only the cross-entropy: add the soft Dice loss (CE + Dice)."),
+        (_binary_ce(z, target) + dice,
+         "the cross-entropy uses a sigmoid per channel (binary CE on a one-hot): the classes are exclusive, so use "
+         "the softmax cross-entropy (sparse_categorical_crossentropy / F.cross_entropy) on the logits."),
         (dice, "it returns only the Dice loss: add the cross-entropy (CE + Dice)."),
         (ce + (1.0 - dice), "the Dice term is the coefficient, not the loss: add 1 - mean Dice."),
         (ce - dice, "the Dice loss is subtracted: the combined loss is CE + Dice."),
@@ -116,6 +129,10 @@ def _check_framework(framework):
 def _raised(name, framework, exc):
     if isinstance(exc, NotImplementedError):
         raise not_written(name) from None
+    if framework == "torch" and "must match the size of tensor" in str(exc):
+        fail(f"{name}(logits, target) multiplies tensors of different layouts ({str(exc).strip()[:120]}): "
+             "F.one_hot puts the class axis last (B, H, W, C, NHWC) but the logits are (B, C, H, W) (NCHW): "
+             "permute the one-hot with .permute(0, 3, 1, 2).")
     args = "(logits, target)" if framework == "torch" else "(y_true, logits)"
     labels = "target (B, H, W) int64" if framework == "torch" else "y_true (B, H, W) int"
     detail = (str(exc).strip().splitlines() or [""])[0][:160]
