@@ -95,6 +95,8 @@ def _record(check_name: str, target: str, status: str, message: str) -> None:
 def _target(args, kwargs) -> str:
     """The student's function/class names passed to a check (its callable arguments)."""
     names = [function_name(a, "") for a in list(args) + list(kwargs.values()) if callable(a)]
+    if not any(names) and isinstance(kwargs.get("name"), str):  # a prediction task names its variable
+        return kwargs["name"]
     return ", ".join(n for n in names if n)
 
 
