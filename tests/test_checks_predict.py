@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from course_utils import checks
@@ -48,3 +49,29 @@ def test_missing_prediction_is_not_attempted(tmp_path, monkeypatch):
 def test_closest_choice():
     assert checks.closest_choice(3.97, {"2x": 2, "4x": 4, "8x": 8}) == "4x"
     assert checks.closest_choice(7.0, {"2x": 2, "4x": 4, "8x": 8}) == "8x"
+
+
+# ------------------------------------------------------------------ capstone: beats the trivial baseline
+def _truth():
+    truth = np.zeros((2, 20, 20), dtype=np.int64)
+    truth[:, 5:12, 5:12], truth[:, 14:, 14:] = 1, 2
+    return truth
+
+
+def test_capstone_check_passes_a_good_prediction(capsys):
+    truth = _truth()
+    noisy = truth.copy()
+    noisy[:, 5, 5:12] = 0  # a few wrong pixels
+    checks.check_beats_baseline(truth, noisy, 3)
+    assert "\N{HEAVY CHECK MARK}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("make_pred, message", [
+    (lambda t: np.zeros_like(t), "not clearly better than predicting class 0"),
+    (lambda t: t.astype(np.float32), "class indices"),
+    (lambda t: t[:, :10], "shape"),
+    (lambda t: None, "the pipeline is not written yet"),
+])
+def test_capstone_check_names_the_problem(make_pred, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_beats_baseline(_truth(), make_pred(_truth()), 3)

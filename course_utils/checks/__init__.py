@@ -13,3 +13,4 @@ from .losses import *  # noqa: F401,F403  lecture 05
 from .evaluation import *  # noqa: F401,F403  lecture 06
 from .fcn import *  # noqa: F401,F403  lecture 07
 from .predict import *  # noqa: F401,F403  predict-run-explain tasks
+from .capstone import *  # noqa: F401,F403  lecture 09's open task
