@@ -31,12 +31,16 @@ class CheckFailed(AssertionError):
     In Jupyter it is shown without the course's internal traceback.
     """
 
-    def _render_traceback_(self):  # IPython calls this instead of printing the full traceback
-        return [f"\x1b[1;31m\N{HEAVY BALLOT X} {type(self).__name__}:\x1b[0m {self}"]
+    _HEADER = "\x1b[1;31m\N{HEAVY BALLOT X} Check failed:\x1b[0m"
+
+    def _render_traceback_(self):  # IPython/Jupyter show this instead of the full traceback
+        return [f"{self._HEADER} {self}"]
 
 
 class NotWrittenYet(CheckFailed):
     """The student's function still raises ``NotImplementedError`` (the exercise is not attempted yet)."""
+
+    _HEADER = "\x1b[1;33m\N{LOWER RIGHT PENCIL} To do:\x1b[0m"
 
 
 def fail(message: str) -> None:
