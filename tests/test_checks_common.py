@@ -108,3 +108,20 @@ def test_decorator_turns_a_stray_not_implemented_into_not_written():
 
     with pytest.raises(NotWrittenYet, match="^my_function is not written yet"):
         check_thing(my_function)
+
+
+def test_every_public_check_goes_through_the_shared_wrapper():
+    from course_utils.checks import capstone, data, dense, evaluation, fcn, losses, predict, unet
+
+    names = {n for module in (data, dense, unet, losses, evaluation, fcn, predict, capstone)
+             for n in module.__all__ if n.startswith("check_")}
+    assert len(names) >= 20
+    for name in names:
+        assert getattr(getattr(checks, name), "__wrapped_check__", False), f"{name} is not decorated with @check"
+
+
+def test_not_written_renders_as_a_to_do_line():
+    with pytest.raises(NotWrittenYet) as info:
+        checks.check_one_hot(todo_one_hot)
+    (line,) = info.value._render_traceback_()
+    assert "To do:" in line and "todo_one_hot is not written yet" in line
