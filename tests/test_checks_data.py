@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from course_utils import checks
-from course_utils.checks import CheckFailed
+from course_utils.checks import CheckFailed, NotWrittenYet
 from course_utils.checks.data import check_flip_rotate_pair, check_one_hot, check_overlay
 
 COLOURS = np.array([[0.1, 0.1, 0.1], [0.9, 0.2, 0.2], [0.2, 0.8, 0.3], [0.2, 0.3, 0.9]])
@@ -22,19 +22,28 @@ def good_one_hot(masks, num_classes):
     return np.eye(num_classes, dtype=np.float32)[masks]
 
 
-@pytest.mark.parametrize(
-    "wrong, needle",
-    [
-        (lambda m, c: np.eye(c)[m], "float32"),
-        (lambda m, c: np.moveaxis(np.eye(c, dtype=np.float32)[m], -1, 1), "class axis last"),
-        (lambda m, c: np.eye(m.max() + 1, dtype=np.float32)[m], "not masks.max"),
-        (lambda m, c: np.ones(m.shape + (c,), np.float32), "more than one 1"),
-        (lambda m, c: np.eye(c, dtype=np.float32)[(m + 1) % c], "0 elsewhere"),
-        (lambda m, c: None, "return statement"),
-        (lambda m, c: m[..., None].astype(np.float32), "add the class axis"),
-        (lambda m, c: 1 / 0, "ZeroDivisionError"),
-    ],
-)
+def _swap_hw(m, c):
+    return np.swapaxes(np.eye(c, dtype=np.float32)[m], 1, 2)
+
+
+# The one-hot mistakes students write, each with the fragment of the message that must name it.
+ONE_HOT_MISTAKES = [
+    (lambda m, c: np.eye(c, dtype=np.int64)[m], "must be floats"),
+    (lambda m, c: np.moveaxis(np.eye(c, dtype=np.float32)[m], -1, 1), "class axis is first"),
+    (lambda m, c: np.moveaxis(np.eye(c, dtype=np.float32)[m], -1, 0), "class axis is in the wrong place"),
+    (_swap_hw, "height and width are swapped"),
+    (lambda m, c: (m[..., None] == np.arange(1, c)).astype(np.float32), "one class too few"),
+    (lambda m, c: np.eye(c + 1, dtype=np.float32)[m], "one class too many"),
+    (lambda m, c: np.eye(m.max() + 1, dtype=np.float32)[m], "not masks.max"),
+    (lambda m, c: np.ones(m.shape + (c,), np.float32), "more than one 1"),
+    (lambda m, c: np.eye(c, dtype=np.float32)[(m + 1) % c], "0 elsewhere"),
+    (lambda m, c: None, "return statement"),
+    (lambda m, c: m[..., None].astype(np.float32), "add the class axis"),
+    (lambda m, c: 1 / 0, "ZeroDivisionError"),
+]
+
+
+@pytest.mark.parametrize("wrong, needle", ONE_HOT_MISTAKES)
 def test_check_one_hot(wrong, needle, capsys):
     check_one_hot(good_one_hot)
     assert capsys.readouterr().out.startswith("\N{HEAVY CHECK MARK} ")
@@ -42,13 +51,22 @@ def test_check_one_hot(wrong, needle, capsys):
         check_one_hot(wrong)
 
 
-def test_checks_let_not_implemented_through():
-    def todo(*args):
-        raise NotImplementedError
+def test_one_hot_float64_and_student_name(capsys):
+    def my_one_hot(masks, num_classes):
+        return np.eye(num_classes)[masks]  # float64: a correct variant
+
+    check_one_hot(my_one_hot)
+    assert "my_one_hot" in capsys.readouterr().out
+
+
+def test_checks_name_the_students_function_when_not_written():
+    def my_todo(*args):
+        raise NotImplementedError("Exercise: write this part, then run the check below.")
 
     for check in (check_one_hot, check_overlay, check_flip_rotate_pair):
-        with pytest.raises(NotImplementedError):
-            check(todo)
+        with pytest.raises(NotWrittenYet, match="my_todo is not written yet") as info:
+            check(my_todo)
+        assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
 # ------------------------------------------------------------------ overlay
@@ -121,6 +139,8 @@ def good_flip_rotate(image, mask, k, flip):
         (lambda im, m, k, f: (good_flip_rotate(im, m, k, f)[0], good_flip_rotate(im, m, k, f)[1].astype(float)),
          "integer"),
         (lambda im, m, k, f: good_flip_rotate(im, m, k, f)[0], "pair"),
+        (lambda im, m, k, f: (good_flip_rotate(im, m, k, f)[0],
+                              good_flip_rotate(im, (m + np.roll(m, 1, axis=1)) / 2, k, f)[1]), "bilinear"),
         (lambda im, m, k, f: (good_flip_rotate(im, m, k, f)[0], good_flip_rotate(im, m, -k, f)[1]), "wrong mask"),
     ],
 )

@@ -41,7 +41,7 @@ def test_conv_output_size_not_implemented_and_errors():
     def todo(n, kernel, stride, padding, dilation):
         raise NotImplementedError
 
-    with pytest.raises(CheckFailed, match="not implemented yet"):
+    with pytest.raises(CheckFailed, match="todo is not written yet"):
         checks.check_conv_output_size(todo)
     with pytest.raises(CheckFailed, match="raised TypeError"):
         checks.check_conv_output_size(lambda n, kernel: n)

@@ -63,7 +63,7 @@ def test_confusion_matrix_check_passes_right_ones(capsys):
         (cm_ignores_nothing, "ignore_index"),
         (cm_no_ignore_parameter, "does not accept ignore_index"),
         (cm_first_image_only, "flatten"),
-        (cm_todo, "not written yet"),
+        (cm_todo, "cm_todo is not written yet"),
         (lambda t, p, c, ignore_index=None: np.zeros((c, c)), "counted 0 pixels"),
     ],
 )
@@ -125,6 +125,22 @@ def iou_wrong_fp(cm):
         return tp / cm.sum(0)  # that is the precision
 
 
+def iou_intersection_twice(cm):
+    cm = np.asarray(cm, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.diag(cm) / (cm.sum(0) + cm.sum(1))
+
+
+def dice_over_union(cm):
+    tp, fp, fn = _parts(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 2 * tp / (tp + fp + fn)
+
+
+def dice_todo(cm):
+    raise NotImplementedError("Exercise: write this part, then run the check below.")
+
+
 def iou_in_place(cm):
     np.fill_diagonal(cm, 0)
     return iou_right(cm)
@@ -147,6 +163,10 @@ def test_iou_dice_check_passes_right_ones(capsys):
         (iou_right, dice_half, "half the Dice"),
         (iou_wrong_fp, dice_right, "IoU = TP / \\(TP \\+ FP \\+ FN\\)"),
         (iou_in_place, dice_right, "changed the confusion matrix"),
+        (iou_intersection_twice, dice_right, "counts the intersection twice"),
+        (dice_right, dice_right, "dice_right returned the Dice values"),
+        (iou_right, dice_over_union, "divides 2 TP by the union"),
+        (iou_right, dice_todo, "dice_todo is not written yet"),
     ],
 )
 def test_iou_dice_check_explains_wrong_ones(iou_fn, dice_fn, message):

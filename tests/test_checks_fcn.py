@@ -29,7 +29,7 @@ def test_reference_passes(capsys):
 
 
 # ------------------------------------------------------------------ wrong Keras versions
-def keras_aspp(dilate=True, pool=True, bias=False, same=True):
+def keras_aspp(dilate=True, pool=True, bias=False, same=True, equal=False):
     def build(filters, atrous_rates, name="aspp"):
         def apply(x):
             def cbr(y, k, d, n):
@@ -38,7 +38,7 @@ def keras_aspp(dilate=True, pool=True, bias=False, same=True):
                 y = layers.BatchNormalization(name=f"{n}_bn")(y)
                 return layers.ReLU()(y)
             branches = [cbr(x, 1, 1, f"{name}_c1")]
-            branches += [cbr(x, 3, r if dilate else 1, f"{name}_a{i}") for i, r in enumerate(atrous_rates)]
+            branches += [cbr(x, 3, (max(atrous_rates) if equal else r) if dilate else 1, f"{name}_a{i}") for i, r in enumerate(atrous_rates)]
             if pool:
                 p = cbr(layers.GlobalAveragePooling2D(keepdims=True)(x), 1, 1, f"{name}_ip")
                 branches.append(BroadcastLike()([p, x]))
@@ -49,6 +49,7 @@ def keras_aspp(dilate=True, pool=True, bias=False, same=True):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(dilate=False), "dilation rates"),
+    (dict(equal=True), "all equal"),
     (dict(pool=False), "concatenated channels"),
     (dict(bias=True), "parameters"),
     (dict(same=False), "shape"),
@@ -63,7 +64,7 @@ def test_wrong_keras_versions_fail(kwargs, message):
 def test_unimplemented_keras():
     def build(filters, atrous_rates, name="aspp"):
         raise NotImplementedError
-    with pytest.raises(CheckFailed, match="not implemented"):
+    with pytest.raises(CheckFailed, match="^build is not written yet"):
         checks.check_keras_aspp(build)
 
 
@@ -100,6 +101,22 @@ class WithBias(TorchASPP):
         self.conv1x1.conv = nn.Conv2d(i, o, 1, bias=True)
 
 
+class EqualRates(TorchASPP):
+    def __init__(self, i, o, rates):
+        super().__init__(i, o, rates)
+        for k in range(1, len(rates) + 1):
+            setattr(self, f"atrous{k}", ConvBNReLU(i, o, 3, max(rates)))
+
+
+class NoPadding(TorchASPP):
+    def __init__(self, i, o, rates):
+        super().__init__(i, o, rates)
+        for k, r in enumerate(rates, 1):
+            branch = ConvBNReLU(i, o, 3, r)
+            branch.conv = nn.Conv2d(i, o, 3, dilation=r, bias=False)  # padding 0: "valid"
+            setattr(self, f"atrous{k}", branch)
+
+
 class WrongShape(TorchASPP):
     def forward(self, x):
         return super().forward(x)[..., 1:, :]
@@ -111,6 +128,8 @@ class WrongShape(TorchASPP):
     (WithBias, "parameters"),
     (LocalPool, "whole image"),
     (WrongShape, "shape"),
+    (EqualRates, "all equal"),
+    (NoPadding, "padding=dilation"),
 ])
 def test_wrong_torch_versions_fail(cls, message):
     with pytest.raises(CheckFailed, match=message):

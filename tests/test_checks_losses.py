@@ -12,9 +12,11 @@ from keras import ops  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- torch implementations
-def t_dice(logits, target, smooth=1.0, softmax=True, dim=1, per_image=False, background=True, smooth_num=True):
+def t_dice(logits, target, smooth=1.0, softmax=True, dim=1, per_image=False, background=True, smooth_num=True,
+           permute=True):
     p = torch.softmax(logits, dim=dim) if softmax else logits
-    g = torch.nn.functional.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).float()
+    g = torch.nn.functional.one_hot(target, logits.shape[1]).float()
+    g = g.permute(0, 3, 1, 2) if permute else g
     dims = (2, 3) if per_image else (0, 2, 3)
     inter, psum, gsum = (p * g).sum(dims), p.sum(dims), g.sum(dims)
     d = (2 * inter + (smooth if smooth_num else 0.0)) / (psum + gsum + smooth)
@@ -33,6 +35,13 @@ def k_dice(y_true, logits, smooth=1.0, softmax=True, axis=-1):
     g = ops.one_hot(ops.cast(y_true, "int32"), ops.shape(logits)[-1])
     inter, psum, gsum = ops.sum(p * g, (0, 1, 2)), ops.sum(p, (0, 1, 2)), ops.sum(g, (0, 1, 2))
     return 1 - ops.mean((2 * inter + smooth) / (psum + gsum + smooth))
+
+
+def k_dice_float64(y_true, logits):
+    p = ops.softmax(ops.cast(logits, "float64"), axis=-1)
+    g = ops.one_hot(ops.cast(y_true, "int32"), ops.shape(logits)[-1], dtype="float64")
+    inter, psum, gsum = ops.sum(p * g, (0, 1, 2)), ops.sum(p, (0, 1, 2)), ops.sum(g, (0, 1, 2))
+    return 1 - ops.mean((2 * inter + 1.0) / (psum + gsum + 1.0))
 
 
 def k_ce(y_true, logits):
@@ -79,10 +88,17 @@ def test_course_losses_pass_the_checks():
         (lambda z, t: t_dice(z, t).item(), "torch", "not a tensor"),
         (lambda z, t: t_dice(z, t.float() * 1, ), "torch", "raised"),
         (lambda z, t: t_dice(z.argmax(1, keepdim=True).float().expand_as(z), t), "torch", "gradient"),
-        (lambda z, t: t_dice(z.permute(0, 2, 3, 1), t), "torch", "raised"),
+        (lambda z, t: t_dice(z.permute(0, 2, 3, 1), t), "torch", "NCHW"),
+        (lambda z, t: t_dice(z, t, permute=False), "torch", r"permute\(0, 3, 1, 2\)"),
+        (lambda y, z: k_dice(y, z, axis=2), "keras", "spatial axis"),
+        (lambda z, t: t_dice(z.double(), t), "torch", None),  # float64 inside: a correct variant
+        (k_dice_float64, "keras", None),
     ],
 )
 def test_soft_dice_mistakes_are_named(fn, framework, message):
+    if message is None:
+        check_soft_dice(fn, framework)
+        return
     with pytest.raises(CheckFailed, match=message) as info:
         check_soft_dice(fn, framework)
     assert "\n" not in str(info.value)
@@ -100,6 +116,11 @@ def test_soft_dice_mistakes_are_named(fn, framework, message):
         (lambda z, t: t_ce_dice(z, t, softmax=False), "torch", "raw logits"),
         (lambda z, t: 0.5 * t_ce_dice(z, t), "torch", "averages the two terms"),
         (lambda y, z: k_ce_dice(z, y), "keras", "raised"),
+        (lambda z, t: torch.nn.functional.binary_cross_entropy_with_logits(
+            z, torch.nn.functional.one_hot(t, z.shape[1]).permute(0, 3, 1, 2).float()) + t_dice(z, t), "torch",
+         "sigmoid per channel"),
+        (lambda y, z: ops.mean(keras.losses.binary_crossentropy(ops.one_hot(y, ops.shape(z)[-1]), z, from_logits=True))
+         + k_dice(y, z), "keras", "sigmoid per channel"),
     ],
 )
 def test_ce_dice_mistakes_are_named(fn, framework, message):
@@ -117,7 +138,12 @@ def test_unwritten_exercise_says_so():
     def soft_dice_loss(y_true, logits):
         raise NotImplementedError("Exercise: write this part, then run the check below.")
 
-    with pytest.raises(CheckFailed, match="not written yet"):
+    def soft_dice_loss_torch(logits, target):
+        raise NotImplementedError("Exercise: write this part, then run the check below.")
+
+    with pytest.raises(CheckFailed, match="^soft_dice_loss is not written yet"):
         check_soft_dice(soft_dice_loss, "keras")
+    with pytest.raises(CheckFailed, match="^soft_dice_loss_torch is not written yet"):
+        check_soft_dice(soft_dice_loss_torch, "torch")
     with pytest.raises(CheckFailed, match="not written yet"):
         check_ce_dice(lambda z, t: soft_dice_loss(t, z), "torch")

@@ -72,7 +72,7 @@ def test_keras_conv_block_mistakes(keras_parts):
         (valid_padding, "padding='same'"),
         (bias_with_bn, "use_bias=False"),
         (no_relu, "ReLU"),
-        (todo, "NotImplementedError"),
+        (todo, "todo is not written yet"),
     ):
         with pytest.raises(CheckFailed, match=message):
             checks.check_keras_conv_block(wrong)
@@ -105,7 +105,7 @@ def test_keras_unet_mistakes(keras_parts):
 
     for wrong, message in (
         (with_softmax, "remove the final softmax"),
-        (no_skips, "expected"),
+        (no_skips, "no skip connections"),
         (fixed_depth, "parameters"),
         (one_channel, "num_classes filters"),
     ):
@@ -261,3 +261,184 @@ def test_failure_messages_are_one_sentence(torch_parts):
         checks.check_torch_train_one_epoch(_epoch(order="no_zero_grad"))
     message = str(info.value)
     assert "\n" not in message and message.endswith(".")
+
+
+# ----------------------------------------------------------------------------- mistake catalogues
+def k_unet(concat_axis=-1, skips=True, head=None, padding="same"):
+    """A student-style Keras U-Net with one deliberate mistake (the default is right)."""
+
+    def build_unet(input_shape, num_classes, base_filters, depth, batch_norm):
+        import keras
+        from keras import layers
+
+        def block(x, filters, name):
+            for i in (1, 2):
+                x = layers.Conv2D(filters, 3, padding=padding, use_bias=not batch_norm, name=f"{name}_conv{i}")(x)
+                if batch_norm:
+                    x = layers.BatchNormalization()(x)
+                x = layers.ReLU()(x)
+            return x
+
+        inputs = keras.Input(input_shape)
+        x, saved = inputs, []
+        for level in range(1, depth + 1):
+            x = block(x, base_filters * 2 ** (level - 1), f"enc{level}")
+            saved.append(x)
+            x = layers.MaxPooling2D(2)(x)
+        x = block(x, base_filters * 2**depth, "bottleneck")
+        for level in range(depth, 0, -1):
+            filters = base_filters * 2 ** (level - 1)
+            x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
+            if skips:
+                x = layers.Concatenate(axis=concat_axis)([x, saved[level - 1]])
+            x = block(x, filters, f"dec{level}")
+        outputs = layers.Conv2D(num_classes, 1)(x)
+        if head == "sigmoid":
+            outputs = layers.Activation("sigmoid")(outputs)
+        elif head is not None:
+            outputs = layers.Softmax(axis=head)(outputs)
+        return keras.Model(inputs, outputs)
+
+    return build_unet
+
+
+KERAS_UNET_MISTAKES = [
+    (dict(skips=False), "has no skip connections"),
+    (dict(concat_axis=1), "concatenated along the height axis"),
+    (dict(concat_axis=2), "concatenated along the width axis"),
+    (dict(head="sigmoid"), "ends with a sigmoid"),
+    (dict(head=-1), "remove the final softmax"),
+    (dict(head=1), "softmax over a spatial axis"),
+    (dict(padding="valid"), "padding='same'"),
+]
+
+
+def test_keras_student_unet_passes(keras_parts, capsys):
+    checks.check_keras_unet(k_unet())
+    assert "\N{HEAVY CHECK MARK}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake, message", KERAS_UNET_MISTAKES)
+def test_keras_unet_mistake_catalogue(keras_parts, mistake, message):
+    with pytest.raises(CheckFailed, match=message) as info:
+        checks.check_keras_unet(k_unet(**mistake))
+    assert "\n" not in str(info.value)
+
+
+def t_unet(cat_dim=1, skips=True, head=None, padding=1, channels_last=False):
+    """A student-style PyTorch U-Net class with one deliberate mistake (the default is right)."""
+    import torch
+    from torch import nn
+
+    class StudentUNet(nn.Module):
+        def __init__(self, in_channels, num_classes, base_filters, depth, batch_norm=True):
+            super().__init__()
+
+            def block(cin, cout):
+                norm = (lambda: nn.BatchNorm2d(cout)) if batch_norm else nn.Identity
+                return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=padding, bias=not batch_norm), norm(), nn.ReLU(),
+                                     nn.Conv2d(cout, cout, 3, padding=padding, bias=not batch_norm), norm(), nn.ReLU())
+
+            self.enc, self.up, self.dec, channels = nn.ModuleList(), nn.ModuleList(), nn.ModuleList(), in_channels
+            for level in range(1, depth + 1):
+                self.enc.append(block(channels, base_filters * 2 ** (level - 1)))
+                channels = base_filters * 2 ** (level - 1)
+            self.bottleneck = block(channels, base_filters * 2**depth)
+            channels = base_filters * 2**depth
+            for level in range(depth, 0, -1):
+                filters = base_filters * 2 ** (level - 1)
+                self.up.append(nn.ConvTranspose2d(channels, filters, 2, stride=2))
+                self.dec.append(block(2 * filters if skips else filters, filters))
+                channels = filters
+            self.head = nn.Conv2d(channels, num_classes, 1)
+
+        def forward(self, x):
+            saved = []
+            for enc in self.enc:
+                x = enc(x)
+                saved.append(x)
+                x = nn.functional.max_pool2d(x, 2)
+            x = self.bottleneck(x)
+            for up, dec, skip in zip(self.up, self.dec, reversed(saved)):
+                x = up(x)
+                if skips:
+                    x = torch.cat([x, skip], dim=cat_dim)
+                x = dec(x)
+            y = self.head(x)
+            if head == "sigmoid":
+                y = torch.sigmoid(y)
+            elif head is not None:
+                y = torch.softmax(y, dim=head)
+            return y.permute(0, 2, 3, 1) if channels_last else y
+
+    return StudentUNet
+
+
+TORCH_UNET_MISTAKES = [
+    (dict(skips=False), "has no skip connections"),
+    (dict(cat_dim=2), "concatenate the skip along dim=1"),
+    (dict(cat_dim=3), "concatenate the skip along dim=1"),
+    (dict(cat_dim=0), "concatenate the skip along dim=1"),
+    (dict(head="sigmoid"), "ends with a sigmoid"),
+    (dict(head=1), "remove the final softmax"),
+    (dict(head=0), "softmax over the batch axis"),
+    (dict(head=3), "softmax over a spatial axis"),
+    (dict(padding=0), "padding='same' \\(padding=1"),
+    (dict(channels_last=True), "NHWC"),
+]
+
+
+def test_torch_student_unet_passes(torch_parts, capsys):
+    checks.check_torch_unet(t_unet())
+    assert "\N{HEAVY CHECK MARK}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake, message", TORCH_UNET_MISTAKES)
+def test_torch_unet_mistake_catalogue(torch_parts, mistake, message):
+    with pytest.raises(CheckFailed, match=message) as info:
+        checks.check_torch_unet(t_unet(**mistake))
+    assert "\n" not in str(info.value)
+
+
+def _epoch_variant(kind):
+    def train_one_epoch(net, dataloader, criterion, opt, device="cpu"):  # other names, a default: still right
+        net.eval() if kind == "eval" else net.train()
+        total = 0.0
+        for images, masks in dataloader:
+            opt.zero_grad()
+            loss = criterion(net(images.to(device)), masks.to(device))
+            loss.backward()
+            opt.step()
+            total += loss.item() * images.size(0)
+        return total / len(dataloader.dataset)
+
+    return train_one_epoch
+
+
+def test_epoch_with_len_loader_dataset_and_other_names_passes(torch_parts, capsys):
+    checks.check_torch_train_one_epoch(_epoch_variant("dataset"))
+    checks.check_train_one_epoch(_epoch_variant("dataset"))
+    assert capsys.readouterr().out.count("\N{HEAVY CHECK MARK}") == 2
+
+
+def test_epoch_with_model_eval_is_named(torch_parts):
+    with pytest.raises(CheckFailed, match=r"never model.eval\(\) during training"):
+        checks.check_torch_train_one_epoch(_epoch_variant("eval"))
+
+
+def test_not_written_names_the_students_function(torch_parts, keras_parts):
+    def build_my_unet(input_shape, num_classes, base_filters, depth, batch_norm):
+        raise NotImplementedError("Exercise: write this part, then run the check below.")
+
+    class MyUNet(torch_parts[1].Module):
+        def __init__(self, *args, **kwargs):
+            raise NotImplementedError("Exercise: write this part, then run the check below.")
+
+    def my_epoch(model, loader, loss_fn, optimizer, device):
+        raise NotImplementedError("Exercise: write this part, then run the check below.")
+
+    for check, fn, name in ((checks.check_keras_unet, build_my_unet, "build_my_unet"),
+                            (checks.check_torch_unet, MyUNet, "MyUNet"),
+                            (checks.check_torch_train_one_epoch, my_epoch, "my_epoch")):
+        with pytest.raises(CheckFailed, match=f"^{name} is not written yet"):
+            check(fn)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import fail, passed
+from ._common import check, fail, function_name, not_written, passed
 
 __all__ = ["check_one_hot", "check_overlay", "check_flip_rotate_pair"]
 
@@ -14,7 +14,7 @@ def _call(fn, name, *args):
     try:
         return fn(*args)
     except NotImplementedError:
-        raise
+        raise not_written(function_name(fn, name.split("(")[0])) from None
     except Exception as error:  # noqa: BLE001 - we report any error in one sentence
         fail(f"{name} raised {type(error).__name__}: {error} - run it on a small example and read the traceback.")
 
@@ -28,38 +28,63 @@ def _as_numpy(value, name):
 
 
 # ------------------------------------------------------------------ one_hot
+@check
 def check_one_hot(one_hot) -> None:
-    """``one_hot(masks (N, H, W) int, num_classes)`` must return float32 (N, H, W, num_classes)."""
+    """``one_hot(masks (N, H, W) int, num_classes)`` must return floats (N, H, W, num_classes).
+
+    float32 and float64 both pass; a wrong shape is answered by the mistake that explains it (class axis
+    first, height and width swapped, one class too few or too many, no class axis).
+    """
     rng = np.random.default_rng(0)
     masks = rng.integers(0, 3, size=(2, 4, 5))
     masks[0, 0, 0], masks[1, 3, 4] = 0, 2
-    out = _as_numpy(_call(one_hot, "one_hot(masks, 3)", masks.copy(), 3), "one_hot(masks, 3)")
+    name = function_name(one_hot, "one_hot")
+    out = _as_numpy(_call(one_hot, f"{name}(masks, 3)", masks.copy(), 3), f"{name}(masks, 3)")
     expected = np.eye(3, dtype=np.float32)[masks]
     if out.shape != expected.shape:
-        if out.shape == (2, 3, 4, 5):
-            fail(f"one_hot(masks, 3) returned shape {out.shape} (classes first) but expected {expected.shape}: "
-                 "put the class axis last, e.g. np.eye(num_classes)[masks].")
-        fail(f"one_hot(masks, 3) returned shape {out.shape} but expected {expected.shape}: add the class axis last.")
-    if out.dtype != np.float32:
-        fail(f"one_hot returned dtype {out.dtype} but expected float32: use np.eye(num_classes, dtype=np.float32) "
-             "or .astype(np.float32).")
+        fail(_one_hot_shape_hint(name, out.shape, expected.shape, masks.shape, 3))
+    if not np.issubdtype(out.dtype, np.floating):
+        fail(f"{name} returned dtype {out.dtype} but a one-hot encoding for a loss must be floats: use "
+             "np.eye(num_classes, dtype=np.float32)[masks] or .astype(np.float32).")
+    out = out.astype(np.float32)
     if not np.array_equal(out, expected):
         if not np.allclose(out.sum(-1), 1):
-            fail("one_hot does not have exactly one 1 per pixel (more than one 1 or none): each pixel's vector must "
+            fail(f"{name} does not have exactly one 1 per pixel (more than one 1 or none): each pixel's vector must "
                  "be 1 at its class and 0 elsewhere.")
-        fail("one_hot(masks, 3)[n, i, j] must be 1 at index masks[n, i, j] and 0 elsewhere, but it is not: "
+        fail(f"{name}(masks, 3)[n, i, j] must be 1 at index masks[n, i, j] and 0 elsewhere, but it is not: "
              "compare np.eye(num_classes)[masks] on a small example.")
     # num_classes larger than what occurs: the last channel must exist and be all zeros
-    out4 = _as_numpy(_call(one_hot, "one_hot(masks, 4)", masks.copy(), 4), "one_hot(masks, 4)")
+    out4 = _as_numpy(_call(one_hot, f"{name}(masks, 4)", masks.copy(), 4), f"{name}(masks, 4)")
     if out4.shape != (2, 4, 5, 4):
-        fail(f"one_hot(masks, 4) returned shape {out4.shape} but expected (2, 4, 5, 4): use the num_classes argument, "
+        fail(f"{name}(masks, 4) returned shape {out4.shape} but expected (2, 4, 5, 4): use the num_classes argument, "
              "not masks.max() + 1 (a class may be absent from a batch).")
     if out4[..., 3].any() or not np.array_equal(out4[..., :3], expected):
-        fail("one_hot(masks, 4) is wrong for a class that does not occur: its channel must be all zeros.")
-    passed("one_hot: shape (N, H, W, C), float32, exactly one 1 per pixel at the right class.")
+        fail(f"{name}(masks, 4) is wrong for a class that does not occur: its channel must be all zeros.")
+    passed(f"{name}: shape (N, H, W, C), floats, exactly one 1 per pixel at the right class.")
+
+
+def _one_hot_shape_hint(name, got, expected, mask_shape, num_classes) -> str:
+    """One sentence for a one-hot of the wrong shape, naming the mistake that explains it."""
+    n, h, w = mask_shape
+    start = f"{name}(masks, {num_classes}) returned shape {got} for masks of shape {mask_shape} but expected {expected}"
+    if got == (n, num_classes, h, w):
+        return start + ": the class axis is first (NCHW); put it last, e.g. np.eye(num_classes)[masks]."
+    if got == (n, w, h, num_classes):
+        return start + ": height and width are swapped (a transpose too many); keep the masks' axis order (N, H, W)."
+    if got == (num_classes, n, h, w) or got == (n, h, num_classes, w):
+        return start + ": the class axis is in the wrong place; it must be the last axis, (N, H, W, C)."
+    if got == (n, h, w) or got == (n, h, w, 1):
+        return start + ": add the class axis last (one channel per class), e.g. np.eye(num_classes)[masks]."
+    if len(got) == 4 and got[:3] == (n, h, w) and got[3] != num_classes:
+        off = {num_classes - 1: " (one class too few: is the background class 0 missing?)",
+               num_classes + 1: " (one class too many)"}.get(got[3], "")
+        return (start + f": it has {got[3]} class channels instead of {num_classes}{off}; use np.eye(num_classes), "
+                "one channel for each class 0 .. num_classes-1.")
+    return start + ": one channel per class, added as the last axis."
 
 
 # ------------------------------------------------------------------ overlay
+@check
 def check_overlay(overlay_mask) -> None:
     """``overlay_mask(image (H, W, 1|3) in [0, 1], mask (H, W), num_classes, alpha)`` -> RGB float (H, W, 3).
 
@@ -121,6 +146,7 @@ def _reference_flip_rotate(image, mask, k, flip):
     return np.rot90(image, k, axes=(0, 1)), np.rot90(mask, k, axes=(0, 1))
 
 
+@check
 def check_flip_rotate_pair(flip_rotate_pair) -> None:
     """``flip_rotate_pair(image (H, W, C), mask (H, W), k, flip)`` -> (image, mask).
 
@@ -149,6 +175,10 @@ def check_flip_rotate_pair(flip_rotate_pair) -> None:
             if out_mask.shape != ref_mask.shape:
                 fail(f"{call} returned a mask of shape {out_mask.shape} but expected {ref_mask.shape}: apply the "
                      "same rotation to the mask as to the image.")
+            if out_mask.dtype.kind == "f" and not np.allclose(out_mask, np.round(out_mask)):
+                fail(f"{call} returned a mask with in-between values such as {out_mask[out_mask != np.round(out_mask)][0]:.2f}: "
+                     "the mask was interpolated like an image (bilinear). Labels are classes, not intensities: "
+                     "move the mask's pixels (index arrays, np.rot90, nearest neighbour, order=0), never blend them.")
             if out_mask.dtype.kind not in "iu":
                 fail(f"{call} returned a mask of dtype {out_mask.dtype}: the mask must stay integer class indices.")
             image_ok = np.allclose(out_image, ref_image)

@@ -13,7 +13,7 @@ import math
 import numbers
 
 from .. import sizes
-from ._common import fail, passed
+from ._common import check, fail, function_name, not_written, passed
 
 __all__ = ["check_conv_output_size", "check_transposed_conv_output_size", "check_receptive_field"]
 
@@ -23,7 +23,7 @@ def _call(fn, name, args):
     try:
         return call, fn(*args)
     except NotImplementedError:
-        fail(f"{name} is not implemented yet: replace the TODO and `raise NotImplementedError` with your code.")
+        raise not_written(function_name(fn, name)) from None
     except Exception as error:  # noqa: BLE001 - report any error of the student's code in one sentence
         fail(f"{call} raised {type(error).__name__}: {error} - it must work for these arguments.")
 
@@ -82,6 +82,7 @@ def _diagnose(fn, cases, args, value, variants, default):
     return default
 
 
+@check
 def check_conv_output_size(conv_output_size) -> None:
     """Check ``conv_output_size(n, kernel, stride, padding, dilation)`` on known cases."""
     if not callable(conv_output_size):
@@ -126,6 +127,7 @@ def _transposed_variants():
     ]
 
 
+@check
 def check_transposed_conv_output_size(transposed_conv_output_size) -> None:
     """Check ``transposed_conv_output_size(n, kernel, stride, padding, dilation, output_padding)``."""
     if not callable(transposed_conv_output_size):
@@ -181,6 +183,7 @@ def _rf_variants(layers):
     ]
 
 
+@check
 def check_receptive_field(receptive_field) -> None:
     """Check ``receptive_field(layers)`` with ``layers`` a list of (kernel, stride, dilation)."""
     if not callable(receptive_field):

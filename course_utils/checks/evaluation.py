@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from .. import metrics as _ref
-from ._common import fail, passed
+from ._common import check, fail, not_written, passed
 
 __all__ = ["check_confusion_matrix", "check_iou_dice_from_confusion"]
 
@@ -30,7 +30,7 @@ def _call(fn, name, *args, **kwargs):
             warnings.simplefilter("ignore", RuntimeWarning)  # 0/0 -> nan is expected
             return fn(*args, **kwargs)
     except NotImplementedError:
-        fail(f"{name} is not written yet: replace the `raise NotImplementedError` with your code.")
+        raise not_written(name) from None
     except TypeError as error:
         if "ignore_index" in str(error):
             fail(f"{name} does not accept ignore_index: give it a parameter `ignore_index=None`.")
@@ -39,6 +39,7 @@ def _call(fn, name, *args, **kwargs):
         fail(f"calling {name} raised {type(error).__name__}: {error}.")
 
 
+@check
 def check_confusion_matrix(fn) -> None:
     """Check ``fn(y_true, y_pred, num_classes, ignore_index=None)`` against known cases."""
     name = getattr(fn, "__name__", "confusion_matrix")
@@ -90,6 +91,7 @@ def check_confusion_matrix(fn) -> None:
     passed(f"{name}: rows = truth, absent classes keep their row/column, batches and ignore_index work.")
 
 
+@check
 def check_iou_dice_from_confusion(iou_fn, dice_fn) -> None:
     """Check ``iou_fn(cm)`` and ``dice_fn(cm)`` -> per-class (C,) scores with NaN for absent classes."""
     # classes: 0 and 1 present; 2 predicted but never true; 3 absent everywhere
@@ -118,8 +120,20 @@ def check_iou_dice_from_confusion(iou_fn, dice_fn) -> None:
                 f"{name} gave {got[2]:.3g} for a class that is predicted but never true: that is a pure false "
                 "positive and must score 0, only 0/0 is NaN."
             )
+        tp, rows, cols = np.diag(cm).astype(float), cm.sum(1).astype(float), cm.sum(0).astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            twice = tp / (rows + cols)  # union taken as |A| + |B|: the intersection counted twice
+            dice_over_union = 2 * tp / (rows + cols - tp)
+        if label == "iou_fn" and np.allclose(got[:3], twice[:3]):
+            fail(f"{name} counts the intersection twice: the union is row sum + column sum - TP "
+                 f"(TP + FP + FN), not row sum + column sum; {formulas[label]}.")
+        if label == "iou_fn" and np.allclose(got[:3], expected["dice_fn"][:3]):
+            fail(f"{name} returned the Dice values (factor 2 in the numerator): {formulas[label]}.")
+        if label == "dice_fn" and np.allclose(got[:3], dice_over_union[:3]):
+            fail(f"{name} divides 2 TP by the union: Dice divides by the sum of both sizes, {formulas[label]}.")
         if label == "dice_fn" and np.allclose(got[:3], expected["iou_fn"][:3]):
-            fail(f"{name} returned the IoU values: {formulas[label]}.")
+            fail(f"{name} returned the IoU values (Dice equals IoU only for a perfect or empty class): "
+                 f"{formulas[label]}.")
         if label == "dice_fn" and np.allclose(got[:3], want[:3] / 2):
             fail(f"{name} is half the Dice: {formulas[label]} (the numerator has a factor 2).")
         if not np.allclose(got[:3], want[:3]):

@@ -18,11 +18,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import fail, passed
+from ._common import check, fail, function_name, not_written, passed
 
 __all__ = ["check_keras_aspp", "check_torch_aspp"]
 
 _IN, _FILTERS, _RATES, _SIZE = 8, 6, (1, 2, 3), 16
+
+
+def _equal_note(dilations) -> str:
+    if len(dilations) > 1 and len(set(dilations)) == 1:
+        return f" (all equal: every branch sees the same {2 * dilations[0] + 1}x{2 * dilations[0] + 1} context)"
+    return ""
 
 
 def _branches_hint(got: int, expected: int) -> str:
@@ -33,6 +39,7 @@ def _branches_hint(got: int, expected: int) -> str:
     )
 
 
+@check
 def check_keras_aspp(build_fn) -> None:
     """Check a Keras ASPP building block: ``build_fn(filters, atrous_rates, name="aspp")(x)`` -> (B, H, W, filters)."""
     import keras
@@ -43,7 +50,7 @@ def check_keras_aspp(build_fn) -> None:
     try:
         outputs = build_fn(_FILTERS, _RATES, name="aspp")(inputs)
     except NotImplementedError:
-        fail("ASPP is not implemented yet: replace the TODO and `raise NotImplementedError` with your code.")
+        raise not_written(function_name(build_fn, "ASPP")) from None
     except Exception as error:  # noqa: BLE001
         fail(f"ASPP({_FILTERS}, {_RATES}, name='aspp')(x) raised {type(error).__name__}: {error} - "
              "create the layers in __init__ and apply them to x in __call__.")
@@ -61,8 +68,9 @@ def check_keras_aspp(build_fn) -> None:
     convs = [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, keras.layers.Conv2D)]
     dilations = sorted(tuple(layer.dilation_rate)[0] for layer in convs if tuple(layer.kernel_size) == (3, 3))
     if dilations != sorted(_RATES):
-        fail(f"the 3x3 convolutions of ASPP({_FILTERS}, {list(_RATES)}) have dilation rates {dilations} but "
-             f"expected {sorted(_RATES)}: give the i-th 3x3 branch dilation_rate=atrous_rates[i].")
+        fail(f"the 3x3 convolutions of ASPP({_FILTERS}, {list(_RATES)}) have dilation rates {dilations}"
+             f"{_equal_note(dilations)} but expected {sorted(_RATES)}: give the i-th 3x3 branch "
+             "dilation_rate=atrous_rates[i], so that the branches see context at different scales.")
     widths = sorted(int(layer.kernel.shape[-2]) for layer in convs) or [0]
     branches = len(_RATES) + 2
     if widths[-1] != branches * _FILTERS:
@@ -79,6 +87,7 @@ def check_keras_aspp(build_fn) -> None:
            f"{branches} branches concatenated and a finite forward pass match the course's ASPP.")
 
 
+@check
 def check_torch_aspp(module_class) -> None:
     """Check a torch ASPP class: ``module_class(in_channels, out_channels, atrous_rates)``, (B, C, H, W) -> (B, out, H, W)."""
     import torch
@@ -92,8 +101,11 @@ def check_torch_aspp(module_class) -> None:
         x = torch.rand(2, _IN, _SIZE, _SIZE, generator=torch.Generator().manual_seed(0), requires_grad=True)
         y = module(x)
     except NotImplementedError:
-        fail("ASPP is not implemented yet: replace the TODO and `raise NotImplementedError` with your code.")
+        raise not_written(function_name(module_class, "ASPP")) from None
     except Exception as error:  # noqa: BLE001
+        if "Sizes of tensors must match" in str(error):
+            fail(f"ASPP({_IN}, {_FILTERS}, {_RATES}): torch.cat got branches of different sizes ({str(error)[:100]}): "
+                 "give each 3x3 atrous conv padding=dilation (the 'same' padding) so every branch keeps H and W.")
         fail(f"ASPP({_IN}, {_FILTERS}, {_RATES}) on a (2, {_IN}, {_SIZE}, {_SIZE}) input raised "
              f"{type(error).__name__}: {error} - build the branches in __init__ and use them in forward.")
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != (2, _FILTERS, _SIZE, _SIZE):
@@ -104,8 +116,9 @@ def check_torch_aspp(module_class) -> None:
     convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
     dilations = sorted(m.dilation[0] for m in convs if tuple(m.kernel_size) == (3, 3))
     if dilations != sorted(_RATES):
-        fail(f"the 3x3 convolutions of ASPP({_IN}, {_FILTERS}, {list(_RATES)}) have dilations {dilations} but "
-             f"expected {sorted(_RATES)}: give the i-th 3x3 branch dilation=atrous_rates[i] (and padding=dilation).")
+        fail(f"the 3x3 convolutions of ASPP({_IN}, {_FILTERS}, {list(_RATES)}) have dilations {dilations}"
+             f"{_equal_note(dilations)} but expected {sorted(_RATES)}: give the i-th 3x3 branch "
+             "dilation=atrous_rates[i] (and padding=dilation), so that the branches see context at different scales.")
     branches = len(_RATES) + 2
     widths = sorted(m.in_channels for m in convs) or [0]
     if widths[-1] != branches * _FILTERS:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import losses as ref
-from ._common import fail, passed
+from ._common import check, fail, function_name, not_written, passed
 
 __all__ = ["check_soft_dice", "check_ce_dice"]
 
@@ -59,6 +59,16 @@ def _dice_from_probs(p, target, smooth=1.0, num_smooth=True, den_smooth=True, pe
     return float(1.0 - d.mean())
 
 
+_SPATIAL = ("the softmax runs over the wrong axis (a spatial axis, height or width): normalise over the class axis, "
+            "which is last in Keras (NHWC, axis=-1) and 1 in PyTorch (NCHW, dim=1).")
+
+
+def _binary_ce(z, target):
+    """Mean binary cross-entropy of a sigmoid per channel against the one-hot truth (a sigmoid head)."""
+    g = np.eye(z.shape[-1])[target]
+    return float(np.mean(np.maximum(z, 0) - z * g + np.log1p(np.exp(-np.abs(z)))))
+
+
 def _dice_mistakes(logits, target):
     """(value, hint) pairs for typical wrong soft-Dice implementations, in the order they are checked."""
     z = logits.astype(np.float64)
@@ -68,8 +78,8 @@ def _dice_mistakes(logits, target):
         (_dice_from_probs(1.0 / (1.0 + np.exp(-z)), target),
          "it applies a sigmoid per channel: use a softmax over the class axis for multi-class logits."),
         (_dice_from_probs(z, target), "it uses the raw logits as probabilities: apply a softmax over the class axis first."),
-        (_dice_from_probs(ref.softmax(z, axis=1), target), "the softmax runs over the wrong axis: normalise over the class axis."),
-        (_dice_from_probs(ref.softmax(z, axis=2), target), "the softmax runs over the wrong axis: normalise over the class axis."),
+        (_dice_from_probs(ref.softmax(z, axis=1), target), _SPATIAL),
+        (_dice_from_probs(ref.softmax(z, axis=2), target), _SPATIAL),
         (_dice_from_probs(ref.softmax(z, axis=0), target),
          "the softmax runs over the batch axis: normalise over the class axis."),
         (_dice_from_probs(p, target, per_image=True),
@@ -94,6 +104,9 @@ def _ce_dice_mistakes(logits, target):
     n_pixels = target.size
     out = [
         (ce, "it returns only the cross-entropy: add the soft Dice loss (CE + Dice)."),
+        (_binary_ce(z, target) + dice,
+         "the cross-entropy uses a sigmoid per channel (binary CE on a one-hot): the classes are exclusive, so use "
+         "the softmax cross-entropy (sparse_categorical_crossentropy / F.cross_entropy) on the logits."),
         (dice, "it returns only the Dice loss: add the cross-entropy (CE + Dice)."),
         (ce + (1.0 - dice), "the Dice term is the coefficient, not the loss: add 1 - mean Dice."),
         (ce - dice, "the Dice loss is subtracted: the combined loss is CE + Dice."),
@@ -115,7 +128,11 @@ def _check_framework(framework):
 
 def _raised(name, framework, exc):
     if isinstance(exc, NotImplementedError):
-        fail(f"{name} is not written yet: replace the `raise NotImplementedError(...)` line with your code.")
+        raise not_written(name) from None
+    if framework == "torch" and "must match the size of tensor" in str(exc):
+        fail(f"{name}(logits, target) multiplies tensors of different layouts ({str(exc).strip()[:120]}): "
+             "F.one_hot puts the class axis last (B, H, W, C, NHWC) but the logits are (B, C, H, W) (NCHW): "
+             "permute the one-hot with .permute(0, 3, 1, 2).")
     args = "(logits, target)" if framework == "torch" else "(y_true, logits)"
     labels = "target (B, H, W) int64" if framework == "torch" else "y_true (B, H, W) int"
     detail = (str(exc).strip().splitlines() or [""])[0][:160]
@@ -188,18 +205,19 @@ _FORMULAS = {
 }
 
 
-def _diagnose(name, value, expected, mistakes, what):
+def _diagnose(name, value, expected, mistakes, what, formula):
     if abs(value - expected) <= 1e-4:
         return
     for wrong, hint in mistakes:
         if np.isfinite(wrong) and abs(value - wrong) <= 1e-4:
             fail(f"{name} returned {value:.5f} on {what} but expected {expected:.5f}: {hint}")
     fail(f"{name} returned {value:.5f} on {what} but expected {expected:.5f}: compare your formula with "
-         f"{_FORMULAS[name]}.")
+         f"{formula}.")
 
 
-def _run_checks(fn, framework, name, reference, mistakes):
+def _run_checks(fn, framework, key, reference, mistakes):
     _check_framework(framework)
+    name, formula = function_name(fn, key), _FORMULAS[key]
     # 1. the empty-mask case first: the smoothing term is what keeps it finite
     logits, target = _empty_case()
     value, grad = _call(fn, name, framework, logits, target, grad=True)
@@ -209,22 +227,23 @@ def _run_checks(fn, framework, name, reference, mistakes):
     if grad is not None and not np.isfinite(grad).all():
         fail(f"{name} gives NaN/inf gradients when a class is absent: add smooth to numerator and denominator.")
     expected = reference(logits, target)
-    _diagnose(name, value, expected, mistakes(logits, target), "a batch with only background")
+    _diagnose(name, value, expected, mistakes(logits, target), "a batch with only background", formula)
     # 2. random logits, 3 classes and 2 classes
     for seed, num_classes in ((0, 3), (1, 2), (2, 4)):
         logits, target = _random_case(seed, num_classes)
         value, grad = _call(fn, name, framework, logits, target, grad=(seed == 0))
         _diagnose(name, value, reference(logits, target), mistakes(logits, target),
-                  f"random logits with {num_classes} classes")
+                  f"random logits with {num_classes} classes", formula)
         if grad is not None and not (np.isfinite(grad).all() and np.abs(grad).max() > 0):
             fail(f"{name} has a zero or non-finite gradient w.r.t. the logits: build it from softmax "
                  "probabilities (a hard argmax has no gradient).")
     # 3. a perfect, very confident prediction
     logits, target = _perfect_case()
     value, _ = _call(fn, name, framework, logits, target)
-    _diagnose(name, value, reference(logits, target), mistakes(logits, target), "a perfect prediction")
+    _diagnose(name, value, reference(logits, target), mistakes(logits, target), "a perfect prediction", formula)
 
 
+@check
 def check_soft_dice(fn, framework="keras"):
     """Check a soft Dice loss: ``1 - mean_c (2 sum p g + 1) / (sum p + sum g + 1)``, softmax probabilities,
     sums over the whole batch, background included, ``smooth=1``.
@@ -239,6 +258,7 @@ def check_soft_dice(fn, framework="keras"):
            "stays finite with a gradient when a class is absent.")
 
 
+@check
 def check_ce_dice(fn, framework="keras"):
     """Check a combined loss ``cross-entropy (mean over pixels) + soft Dice loss (smooth=1)``.
 

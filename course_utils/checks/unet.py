@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from ._common import fail, passed
+from ._common import check, fail, function_name, not_written, passed
 
 __all__ = [
     "check_conv_block",
@@ -45,15 +45,16 @@ def _framework(framework: str) -> str:
     return aliases[name]
 
 
-def _call(what: str, fn, *args, **kwargs):
+def _call(what: str, fn, *args, _hint: str = "", **kwargs):
     """Call student code; turn an exception into one CheckFailed sentence."""
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
-        fail(f"{what} still raises NotImplementedError: write your code in place of the TODO, then run the check again.")
+        raise  # the @check wrapper names the student's function
     except Exception as error:  # noqa: BLE001 - any error of the student's code is reported
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        fail(f"{what} raised {type(error).__name__}: {message[:300]}: fix that error first (the traceback above shows where it happened).")
+        extra = _error_hint(error, _hint) if _hint else ""
+        fail(f"{what} raised {type(error).__name__}: {message[:300]}{extra or ': run it on a small example and fix that error first'}.")
 
 
 def _param_hint(got: int, expected: int, batch_norm: bool) -> str:
@@ -65,7 +66,93 @@ def _param_hint(got: int, expected: int, batch_norm: bool) -> str:
     return f"got {got:,} trainable parameters but expected {expected:,}: check " + ", ".join(hints) + "."
 
 
+def _skip_params(base_filters: int, depth: int) -> int:
+    """Parameters a U-Net without skip connections lacks: each decoder's first 3x3 conv reads f, not 2f, channels."""
+    return sum(9 * (base_filters * 2 ** (level - 1)) ** 2 for level in range(1, depth + 1))
+
+
+def _head_hint(y, class_axis: int, spatial_axes: tuple, batch_axis: int = 0, shifted=None):
+    """Name a final activation that makes the output not logits, or None (NumPy array y)."""
+    import numpy as np
+
+    if y.shape[class_axis] > 1 and np.allclose(y.sum(axis=class_axis), 1.0, atol=1e-4) and y.min() >= 0:
+        return ("outputs probabilities (they sum to 1 over the classes): remove the final softmax and return "
+                "logits; the cross-entropy loss applies the softmax itself (from_logits=True / nn.CrossEntropyLoss)")
+    for axis, what in [(a, "a spatial axis (height or width)") for a in spatial_axes] + [(batch_axis, "the batch axis")]:
+        if np.allclose(y.sum(axis=axis), 1.0, atol=1e-4) and y.min() >= 0:
+            return (f"ends with a softmax over {what}: a softmax belongs on the class axis, and the model should "
+                    "return logits anyway (remove the final activation; the loss applies the softmax)")
+    if shifted is not None and shifted.min() >= 0 and shifted.max() <= 1:  # +20 on the head's bias, still in [0, 1]
+        return ("ends with a sigmoid (all outputs lie in [0, 1]): return logits; with softmax cross-entropy a sigmoid "
+                "head squashes the logits and the loss can barely move them (remove the final activation)")
+    return None
+
+
+def _shape_hint(got, height, width, h_axis, w_axis, num_classes, c_axis, framework):
+    """The mistake behind a U-Net output of the wrong shape."""
+    cat = "axis=-1 (channels)" if framework == "keras" else "dim=1 (channels)"
+    if len(got) == 4 and got[h_axis] > height and got[w_axis] == width:
+        return f"the skip connection is concatenated along the height axis: concatenate on {cat}"
+    if len(got) == 4 and got[w_axis] > width and got[h_axis] == height:
+        return f"the skip connection is concatenated along the width axis: concatenate on {cat}"
+    if len(got) == 4 and got[h_axis] < height and got[w_axis] < width:
+        return ("the output is smaller than the input: use padding='same' (padding=1 in PyTorch) in every 3x3 conv; "
+                "padding='valid' loses 2 pixels per conv")
+    if len(got) == 4 and got[c_axis] != num_classes:
+        return ("the last layer must be a 1x1 Conv2D with num_classes filters" if framework == "keras"
+                else "the last layer must be a 1x1 nn.Conv2d with num_classes output channels")
+    return "the decoder must upsample once per encoder level (depth times) so the output is as large as the input"
+
+
+def _error_hint(error: Exception, framework: str) -> str:
+    """A hint for errors the typical U-Net mistakes raise while the model is built or run."""
+    text = str(error)
+    if "Concatenate" in text or "matching shapes" in text or "Sizes of tensors must match" in text:
+        return (" - the upsampled map and its skip connection differ in size: use padding='same' (padding=1) in "
+                "every 3x3 conv so each level keeps its size, and concatenate on the channel axis")
+    if "channels" in text and framework == "torch":
+        return (" - a conv got the wrong number of channels: concatenate the skip along dim=1 (channels; dim 0 is "
+                "the batch, 2 and 3 are height and width), and give the decoder's first conv 2*f input channels")
+    return ""
+
+
+def _keras_shifted(model, x, num_classes):
+    """The model's output with +20 added to the bias of its 1x1 head (logits move by 20; a sigmoid cannot)."""
+    import keras
+    import numpy as np
+
+    heads = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+             and layer.filters == num_classes and layer.use_bias]
+    if not heads:
+        return None
+    bias = heads[-1].bias
+    old = np.asarray(bias.numpy()).copy()
+    bias.assign(old + 20.0)
+    try:
+        return np.asarray(model(x, training=False))
+    finally:
+        bias.assign(old)
+
+
+def _torch_shifted(model, x, num_classes):
+    """Like :func:`_keras_shifted` for a torch model (B, C, H, W)."""
+    import torch
+    from torch import nn
+
+    heads = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.out_channels == num_classes
+             and m.bias is not None]
+    if not heads:
+        return None
+    with torch.no_grad():
+        heads[-1].bias += 20.0
+        try:
+            return model(x).detach().numpy()
+        finally:
+            heads[-1].bias -= 20.0
+
+
 # ----------------------------------------------------------------------------- dispatch
+@check
 def check_conv_block(fn_or_layer, framework: str) -> None:
     """Check a double-conv block: ``check_conv_block(conv_block, "keras")`` or ``(DoubleConv, "torch")``.
 
@@ -79,6 +166,7 @@ def check_conv_block(fn_or_layer, framework: str) -> None:
     return check_torch_conv_block(fn_or_layer)
 
 
+@check
 def check_unet(build_fn_or_class, framework: str) -> None:
     """Check a U-Net: ``check_unet(build_unet, "keras")`` or ``check_unet(UNet, "torch")``."""
     if _framework(framework) == "keras":
@@ -86,6 +174,7 @@ def check_unet(build_fn_or_class, framework: str) -> None:
     return check_torch_unet(build_fn_or_class)
 
 
+@check
 def check_train_one_epoch(fn) -> None:
     """Check a PyTorch ``train_one_epoch(model, loader, loss_fn, optimizer, device)`` (see the torch variant)."""
     return check_torch_train_one_epoch(fn)
@@ -98,6 +187,7 @@ def _keras_count(model) -> int:
     return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
 
 
+@check
 def check_keras_conv_block(conv_block) -> None:
     """Check ``conv_block(x, filters, batch_norm, name)``: two 3x3 'same' convs (+BN) + ReLU.
 
@@ -144,6 +234,7 @@ def check_keras_conv_block(conv_block) -> None:
     passed("conv_block: shapes, parameter counts (with and without batch norm), ReLU output and layer names are right.")
 
 
+@check
 def check_keras_unet(build_unet) -> None:
     """Check ``build_unet(input_shape, num_classes, base_filters, depth, batch_norm)`` -> keras.Model.
 
@@ -159,24 +250,28 @@ def check_keras_unet(build_unet) -> None:
     for height, width, channels, num_classes, base_filters, depth, batch_norm in _UNET_CASES:
         config = dict(num_classes=num_classes, base_filters=base_filters, depth=depth, batch_norm=batch_norm)
         described = f"build_unet(input_shape={(height, width, channels)}, " + ", ".join(f"{k}={v}" for k, v in config.items()) + ")"
-        model = _call(described, build_unet, input_shape=(height, width, channels), **config)
+        # positional, in the exercise's order: a student may name the parameters differently
+        model = _call(described, build_unet, (height, width, channels), num_classes, base_filters, depth, batch_norm,
+                      _hint="keras")
         if not isinstance(model, keras.Model):
             fail(f"{described} returned {type(model).__name__}, not a keras.Model: end with return keras.Model(inputs, outputs).")
         x = np.random.default_rng(0).random((2, height, width, channels)).astype("float32")
         y = np.asarray(_call(f"calling the model from {described}", model, x, training=False))
         expected_shape = (2, height, width, num_classes)
         if y.shape != expected_shape:
-            if y.shape[-1] != num_classes:
-                hint = "the last layer must be a 1x1 Conv2D with num_classes filters"
-            else:
-                hint = "the decoder must upsample once per encoder level (depth times) so the output is as large as the input"
+            hint = _shape_hint(y.shape, height, width, 1, 2, num_classes, -1, "keras")
             fail(f"{described} maps {x.shape} to {y.shape} but expected {expected_shape}: {hint}.")
         if not np.all(np.isfinite(y)):
             fail(f"{described} produced NaN or infinite outputs: check the layers between input and head.")
-        if num_classes > 1 and np.allclose(y.sum(axis=-1), 1.0, atol=1e-4) and y.min() >= 0:
-            fail(f"{described} outputs probabilities (they sum to 1 over the classes): remove the final softmax and return logits; the loss applies the softmax (from_logits=True).")
+        head = _head_hint(y, -1, (1, 2), shifted=_keras_shifted(model, x, num_classes))
+        if head:
+            fail(f"{described} {head}.")
         got = _keras_count(model)
         expected = _keras_count(reference(input_shape=(height, width, channels), **config))
+        if got == expected - _skip_params(base_filters, depth):
+            fail(f"{described} has no skip connections ({got:,} parameters, {expected - got:,} fewer than the "
+                 "course's U-Net): concatenate each decoder level's upsampled map with the encoder map of the same "
+                 "size (layers.Concatenate(axis=-1)) before its conv block; without them fine detail is lost.")
         if got != expected:
             fail(f"{described}: " + _param_hint(got, expected, batch_norm))
     passed("build_unet: output shapes, logits and parameter counts match the course's U-Net for depths 1-3, with and without batch norm.")
@@ -187,6 +282,7 @@ def _torch_count(module) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
+@check
 def check_torch_conv_block(block_class) -> None:
     """Check a module class ``Block(in_channels, out_channels, batch_norm=True)``.
 
@@ -202,7 +298,7 @@ def check_torch_conv_block(block_class) -> None:
     torch.manual_seed(0)
     for in_channels, out_channels, batch_norm, size in ((3, 8, True, (16, 16)), (1, 4, False, (8, 12))):
         described = f"{getattr(block_class, '__name__', 'block')}({in_channels}, {out_channels}, batch_norm={batch_norm})"
-        block = _call(described, block_class, in_channels, out_channels, batch_norm=batch_norm)
+        block = _call(described, block_class, in_channels, out_channels, batch_norm)
         if not isinstance(block, nn.Module):
             fail(f"{described} is a {type(block).__name__}, not an nn.Module: subclass nn.Module and call super().__init__() first.")
         x = torch.randn(2, in_channels, *size)
@@ -230,6 +326,7 @@ def check_torch_conv_block(block_class) -> None:
     passed("conv block: shapes, parameter counts (with and without batch norm) and ReLU output are right.")
 
 
+@check
 def check_torch_unet(unet_class) -> None:
     """Check ``UNet(in_channels, num_classes, base_filters, depth, batch_norm)`` (an nn.Module class).
 
@@ -246,41 +343,52 @@ def check_torch_unet(unet_class) -> None:
     for height, width, channels, num_classes, base_filters, depth, batch_norm in _UNET_CASES:
         config = dict(in_channels=channels, num_classes=num_classes, base_filters=base_filters, depth=depth, batch_norm=batch_norm)
         described = f"{getattr(unet_class, '__name__', 'UNet')}(" + ", ".join(f"{k}={v}" for k, v in config.items()) + ")"
-        model = _call(described, unet_class, **config)
+        model = _call(described, unet_class, channels, num_classes, base_filters, depth, batch_norm, _hint="torch")
         if not isinstance(model, nn.Module):
             fail(f"{described} is a {type(model).__name__}, not an nn.Module: subclass nn.Module and call super().__init__() first.")
         model.eval()
         x = torch.rand(2, channels, height, width)
         with torch.no_grad():
-            y = _call(f"{described} on input {tuple(x.shape)}", model, x)
+            y = _call(f"{described} on input {tuple(x.shape)}", model, x, _hint="torch")
         expected_shape = (2, num_classes, height, width)
         if not torch.is_tensor(y) or tuple(y.shape) != expected_shape:
             got_shape = tuple(y.shape) if torch.is_tensor(y) else type(y).__name__
-            if torch.is_tensor(y) and y.ndim == 4 and y.shape[1] != num_classes:
-                hint = "the last layer must be a 1x1 nn.Conv2d with num_classes output channels"
+            if torch.is_tensor(y) and y.ndim == 4 and tuple(y.shape[1:3]) == (height, width) and y.shape[3] == num_classes:
+                hint = ("the output is channels-last (B, H, W, C, the Keras/NHWC layout): PyTorch models return "
+                        "(B, C, H, W) (NCHW), so do not permute the logits")
+            elif torch.is_tensor(y):
+                hint = _shape_hint(tuple(y.shape), height, width, 2, 3, num_classes, 1, "torch")
             else:
-                hint = "the decoder must upsample once per encoder level (depth times) so the output is as large as the input"
+                hint = "return the logits tensor"
             fail(f"{described} maps {tuple(x.shape)} to {got_shape} but expected {expected_shape}: {hint}.")
         if not torch.isfinite(y).all():
             fail(f"{described} produced NaN or infinite outputs: check the layers between input and head.")
-        if num_classes > 1 and torch.allclose(y.sum(dim=1), torch.ones(()), atol=1e-4) and float(y.min()) >= 0:
-            fail(f"{described} outputs probabilities (they sum to 1 over the classes): remove the final softmax and return logits; nn.CrossEntropyLoss applies it.")
+        head = _head_hint(y.detach().numpy(), 1, (2, 3), shifted=_torch_shifted(model, x, num_classes))
+        if head:
+            fail(f"{described} {head}.")
         got, expected = _torch_count(model), _torch_count(reference(**config))
+        if got == expected - _skip_params(base_filters, depth):
+            fail(f"{described} has no skip connections ({got:,} parameters, {expected - got:,} fewer than the "
+                 "course's U-Net): torch.cat each decoder level's upsampled map with the encoder map of the same "
+                 "size along dim=1 before its conv block; without them fine detail is lost.")
         if got != expected:
             fail(f"{described}: " + _param_hint(got, expected, batch_norm))
     passed("UNet: output shapes, logits and parameter counts match the course's U-Net for depths 1-3, with and without batch norm.")
 
 
+@check
 def check_torch_train_one_epoch(train_one_epoch) -> None:
     """Check ``train_one_epoch(model, loader, loss_fn, optimizer, device)`` -> mean loss (float).
 
-    On a tiny model and a list of batches: the model ends in training mode,
+    On a tiny model and a real ``DataLoader`` (so ``len(loader)`` and ``len(loader.dataset)`` both work;
+    the mean over batches and the sample-weighted mean agree, all batches being equal in size): the model ends in training mode,
     gradients are reset every batch (with ``optimizer.zero_grad()``), the
     optimizer steps, parameters change, the returned value is the mean batch
     loss, and the loss falls over a few epochs.
     """
     import torch
     from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
 
     device = torch.device("cpu")
     generator = torch.Generator().manual_seed(0)
@@ -308,12 +416,15 @@ def check_torch_train_one_epoch(train_one_epoch) -> None:
     model = tiny_model()
     model.eval()  # a correct epoch switches to training mode itself
     optimizer = SpySGD(model.parameters(), lr=0.0)
-    loader = [(images, masks)] * 3
+    # a real DataLoader (len(loader) batches, len(loader.dataset) samples): three equal batches
+    repeated = TensorDataset(images.repeat(3, 1, 1, 1), masks.repeat(3, 1, 1))
+    loader = DataLoader(repeated, batch_size=len(images), shuffle=False)
     with torch.no_grad():
         expected_loss = float(loss_fn(model(images), masks))
     result = _call("train_one_epoch(model, loader, loss_fn, optimizer, device)", train_one_epoch, model, loader, loss_fn, optimizer, device)
     if not model.training:
-        fail("after train_one_epoch the model is in eval mode: call model.train() at the start of the epoch (dropout and batch norm behave differently in training).")
+        fail("after train_one_epoch the model is in eval mode: call model.train() at the start of the epoch, never "
+             "model.eval() during training (eval mode freezes batch-norm statistics and switches dropout off).")
     if len(optimizer.seen) != len(loader):
         fail(f"optimizer.step() ran {len(optimizer.seen)} times for {len(loader)} batches: call it once per batch, after loss.backward().")
     first = optimizer.seen[0]
@@ -343,7 +454,7 @@ def check_torch_train_one_epoch(train_one_epoch) -> None:
     model = tiny_model()
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    loader = [(images[:2], masks[:2]), (images[2:], masks[2:])]
+    loader = DataLoader(TensorDataset(images, masks), batch_size=2, shuffle=False)
     losses = [float(_call("train_one_epoch", train_one_epoch, model, loader, loss_fn, optimizer, device)) for _ in range(5)]
     if all(torch.equal(a, b) for a, b in zip(before, model.parameters())):
         fail("the model's parameters did not change: call optimizer.step() after loss.backward() for every batch.")
