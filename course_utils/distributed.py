@@ -14,7 +14,8 @@ This module holds what both frameworks share (``course_utils.torch.distributed``
 * :func:`accumulation_steps`, gradient accumulation as the one-device substitute for a bigger batch;
 * :func:`shard_indices`, which sample each rank visits in an epoch (``DistributedSampler``'s contract, in
   the course's shared visiting order :func:`course_utils.data.epoch_order`);
-* :class:`RunLog`, a JSON log that only rank 0 writes.
+* :class:`RunLog`, a JSON log that only rank 0 writes;
+* :func:`tf_config`, the ``TF_CONFIG`` value that tells each machine of a Keras multi-worker run its role.
 
 Importing it loads neither TensorFlow nor PyTorch.
 """
@@ -36,6 +37,7 @@ __all__ = [
     "scale_learning_rate",
     "accumulation_steps",
     "shard_indices",
+    "tf_config",
     "is_rank0",
     "RunLog",
     "read_run_log",
@@ -140,6 +142,22 @@ def shard_indices(n: int, rank: int, world_size: int, seed: int = 0, epoch: int 
         padding = world_size - n % world_size
         order = np.concatenate([order, np.resize(order, padding)])
     return order[int(rank)::world_size].astype(np.int64)
+
+
+def tf_config(hosts: list[str], index: int) -> str:
+    """The ``TF_CONFIG`` value for worker ``index`` of a cluster of ``hosts`` (``"host:port"`` strings).
+
+    Set it in each machine's environment before starting the same script there; worker 0 is the chief.
+
+    >>> tf_config(["node1:12345", "node2:12345"], 1)
+    '{"cluster": {"worker": ["node1:12345", "node2:12345"]}, "task": {"type": "worker", "index": 1}}'
+    """
+    hosts = [str(host) for host in hosts]
+    if not hosts or any(":" not in host for host in hosts):
+        raise ValueError(f'hosts must be a non-empty list of "host:port" strings, got {hosts!r}.')
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(hosts):
+        raise ValueError(f"index must be an integer in [0, {len(hosts) - 1}], got {index!r}.")
+    return json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
 
 
 def is_rank0(rank: int | None = None) -> bool:

@@ -273,8 +273,7 @@ def test_keras_worker_rank_and_chief_only_saving(tmp_path):
 
 
 def test_tf_config():
-    pytest.importorskip("tensorflow")
-    from course_utils.keras.distributed import tf_config
+    from course_utils.distributed import tf_config
 
     value = json.loads(tf_config(["n1:2222", "n2:2222"], 1))
     assert value == {"cluster": {"worker": ["n1:2222", "n2:2222"]}, "task": {"type": "worker", "index": 1}}

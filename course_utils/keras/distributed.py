@@ -17,7 +17,6 @@ needs:
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..data import _ensure_dataset_arrays, epoch_order, prepare_sample
-from ..distributed import RunLog, per_device_batch_size, scale_learning_rate
+from ..distributed import RunLog, per_device_batch_size, scale_learning_rate, tf_config
 
 __all__ = [
     "configure_logical_cpus",
@@ -241,19 +240,3 @@ class RunLogCallback(keras.callbacks.Callback):
         steps = max(self.step - 1, 0)
         rate = steps * self.global_batch_size / seconds if steps and seconds > 0 else None
         return {"timed_steps": steps, "timed_seconds": seconds, "images_per_s": rate}
-
-
-def tf_config(hosts: list[str], index: int) -> str:
-    """The ``TF_CONFIG`` value for worker ``index`` of a cluster of ``hosts`` (``"host:port"`` strings).
-
-    Set it in each machine's environment before starting the same script there; worker 0 is the chief.
-
-    >>> tf_config(["node1:12345", "node2:12345"], 1)
-    '{"cluster": {"worker": ["node1:12345", "node2:12345"]}, "task": {"type": "worker", "index": 1}}'
-    """
-    hosts = [str(host) for host in hosts]
-    if not hosts or any(":" not in host for host in hosts):
-        raise ValueError(f'hosts must be a non-empty list of "host:port" strings, got {hosts!r}.')
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(hosts):
-        raise ValueError(f"index must be an integer in [0, {len(hosts) - 1}], got {index!r}.")
-    return json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
