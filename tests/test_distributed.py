@@ -105,6 +105,14 @@ def test_run_log_is_written_by_rank0_only(tmp_path):
         read_run_log(tmp_path / "b" / "log.json")
 
 
+def test_the_framework_free_module_loads_no_framework():
+    code = ("import sys, course_utils.distributed\n"
+            "print(','.join(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.strip() == ""
+
+
 def test_is_rank0_reads_torchrun_variable(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     assert is_rank0()
@@ -366,6 +374,8 @@ def test_torchrun_two_processes_take_the_same_steps_as_one(tmp_path):
         "two": _start(_torchrun(2, tmp_path / "two", "--no-batch-norm")),
         "one": _start([sys.executable, str(SCRIPTS / "train_ddp_torch.py"), *TINY, "--no-batch-norm",
                        "--out", str(tmp_path / "one")]),
+        # mixed precision is a GPU feature; on the CPU the script autocasts to bfloat16: it must still train
+        "two_amp": _start(_torchrun(2, tmp_path / "two_amp", "--no-batch-norm", "--mixed-precision")),
     }
     for name, process in runs.items():
         _finish(process, f"train_ddp_torch.py ({name})")
@@ -377,6 +387,10 @@ def test_torchrun_two_processes_take_the_same_steps_as_one(tmp_path):
         assert logs[name]["summary"]["checkpoint_written_by"] == [0]
     np.testing.assert_allclose([s["loss"] for s in logs["two"]["steps"]],
                                [s["loss"] for s in logs["one"]["steps"]], rtol=1e-5)
+    amp = np.array([s["loss"] for s in logs["two_amp"]["steps"]])
+    full = np.array([s["loss"] for s in logs["two"]["steps"]])
+    assert logs["two_amp"]["config"]["mixed_precision"] and np.isfinite(amp).all()
+    np.testing.assert_allclose(amp, full, rtol=0.05)  # bfloat16 rounding: close, not equal
 
     two = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
     one = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)
@@ -420,6 +434,7 @@ def test_mirrored_two_logical_devices_take_the_same_steps_as_one(tmp_path):
         "one_bn": _start(_keras(1, tmp_path / "one_bn")),
         "two_sync_bn": _start(_keras(2, tmp_path / "two_sync_bn", "--sync-batchnorm")),
         "two_bn": _start(_keras(2, tmp_path / "two_bn")),
+        "two_amp": _start(_keras(2, tmp_path / "two_amp", "--no-batch-norm", "--mixed-precision")),  # bfloat16
     }
     for name, process in runs.items():
         _finish(process, f"train_mirrored_keras.py ({name})")
@@ -431,6 +446,9 @@ def test_mirrored_two_logical_devices_take_the_same_steps_as_one(tmp_path):
         assert logs[name]["summary"]["checkpoint_written_by"] == [0]
     np.testing.assert_allclose([s["loss"] for s in logs["two"]["steps"]],
                                [s["loss"] for s in logs["one"]["steps"]], rtol=1e-5)
+    amp = np.array([s["loss"] for s in logs["two_amp"]["steps"]])
+    assert logs["two_amp"]["config"]["mixed_precision"] and np.isfinite(amp).all()
+    np.testing.assert_allclose(amp, [s["loss"] for s in logs["two"]["steps"]], rtol=0.05)
 
     one = _keras_weights(tmp_path / "one" / "checkpoint.weights.h5", batch_norm=False)
     two = _keras_weights(tmp_path / "two" / "checkpoint.weights.h5", batch_norm=False)
@@ -444,3 +462,24 @@ def test_mirrored_two_logical_devices_take_the_same_steps_as_one(tmp_path):
     unsynced = _keras_weights(tmp_path / "two_bn" / "checkpoint.weights.h5", batch_norm=True)
     assert _max_difference(one_bn, synced) < 1e-5  # synchronized BatchNorm: the same steps
     assert _max_difference(one_bn, unsynced) > 1e-3  # per-replica statistics: different steps
+
+
+# ============================================================================ the benchmark's table
+def test_data_parallel_benchmark_arguments_and_table():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import data_parallel
+
+    args = data_parallel.parse_args(["--quick"])
+    assert args.seeds == [0] and args.steps == 3 and args.global_batch == 4
+    command = data_parallel.command("torch", 2, args, 0, Path("out"))
+    assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert "--devices" in data_parallel.command("keras", 2, args, 0, Path("out"))
+    payload = {"created": "2026-12-01T00:00:00Z", "settings": "tiny", "machine": ["- CPU: test"], "rows": [
+        {"framework": "PyTorch DDP (torchrun)", "devices": 2, "total_threads": 2, "per_device_batch": 4,
+         "images_per_s_median": 50.0, "images_per_s_min": 40.0, "images_per_s_max": 61.25, "runs": 3},
+        {"framework": "Keras MirroredStrategy", "devices": 2, "total_threads": 2, "per_device_batch": 4,
+         "images_per_s_median": None, "runs": 0}]}
+    lines = data_parallel.markdown(payload).splitlines()
+    assert "| PyTorch DDP (torchrun) | 2 | 2 | 4 | 50.0 | 40.0 - 61.2 | 3 |" in lines
+    assert "| Keras MirroredStrategy | 2 | 2 | 4 | failed | | 0 |" in lines
+    assert any("Indicative only" in line and "no cluster" in line for line in lines)
