@@ -49,6 +49,9 @@ def parse_args(argv=None):
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the table as Markdown here")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: only checks that the script runs")
+    parser.add_argument("--note", help="a sentence on the circumstances, shown under the table")
+    parser.add_argument("--render", action="store_true",
+                        help="run nothing: rebuild --markdown from the saved --json (with --note, if given)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.steps, args.image_size, args.base_filters, args.depth = [0], 3, 32, 4, 2
@@ -95,6 +98,15 @@ def run_one(framework: str, devices: int, threads: int, args, seed: int) -> dict
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.render:
+        if not (args.json and args.markdown):
+            raise SystemExit("--render needs --json (to read) and --markdown (to write)")
+        payload = json.loads(args.json.read_text())
+        if args.note:
+            payload["note"] = args.note
+            args.json.write_text(json.dumps(payload, indent=1))
+        args.markdown.write_text(markdown(payload))
+        return 0
     configurations = []
     for framework in args.frameworks:
         for devices in args.devices:
@@ -119,6 +131,8 @@ def main(argv=None) -> int:
         print(f"{row['framework']}, {devices} device(s), {threads} thread(s) each: {rates}", flush=True)
     payload = {"benchmark": "data_parallel", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "machine": machine.description(), "settings": settings(args), "rows": rows}
+    if args.note:
+        payload["note"] = args.note
     text = markdown(payload)
     print(text)
     if args.json:
@@ -153,6 +167,8 @@ def markdown(payload: dict) -> str:
               "above), so timings move from run to run. Two CPU cores are no cluster: each device here is one core, "
               "the all-reduce goes through shared memory, and the per-device batch halves with two devices, so "
               "this shows the cost of the mechanics, not the speed-up of GPUs with their own memory and NVLink."]
+    if payload.get("note"):
+        lines += ["", payload["note"]]
     return "\n".join(lines) + "\n"
 
 
