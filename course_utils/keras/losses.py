@@ -119,6 +119,22 @@ def soft_dice_per_class(y_true, y_pred, smooth=1.0, ignore_index=None):
     return (2.0 * inter + smooth) / (psum + gsum + smooth)
 
 
+def _scale_for_distribution(value):
+    """Divide by the number of replicas under a ``tf.distribute`` strategy, as Keras' own ``Loss.__call__`` does.
+
+    Keras sums the replicas' gradients and, for its tracker, multiplies the loss back; a loss that skipped this
+    step would train with ``num_replicas`` times the gradient (and log ``num_replicas`` times the loss) under
+    ``MirroredStrategy``. Outside a strategy (one replica) the value is unchanged.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            value = value * ops.cast(1.0 / replicas, value.dtype)
+    return value
+
+
 class _SegmentationLoss(keras.losses.Loss):
     """Base class: keeps integer labels (Keras' Loss.__call__ would cast them to float) and
     computes the whole reduction itself, so the value equals the PyTorch twin."""
@@ -128,7 +144,7 @@ class _SegmentationLoss(keras.losses.Loss):
         self.ignore_index = None if ignore_index is None else int(ignore_index)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        return self.compute(y_true, y_pred, sample_weight)
+        return _scale_for_distribution(self.compute(y_true, y_pred, sample_weight))
 
     def call(self, y_true, y_pred):  # Keras API: the loss value (scalar) without sample weights
         return self.compute(y_true, y_pred, None)

@@ -1,0 +1,224 @@
+"""Data-parallel training without a framework: batch sizes, the learning-rate rule, sharding, rank-0 logs.
+
+Data parallelism copies the model to ``world_size`` devices (processes in PyTorch's ``torchrun``, replicas
+in ``tf.distribute``). Every step, each device takes its own slice of one **global batch**, computes the
+gradient of the mean loss on that slice, and the devices average their gradients (an all-reduce) before
+every copy applies the same update. With equal slices, the average of per-device means *is* the mean over
+the global batch, so ``world_size`` devices with per-device batch ``b`` take exactly the step one device
+takes with batch ``world_size * b`` (tests/test_distributed.py checks this on the CPU).
+
+This module holds what both frameworks share (``course_utils.torch.distributed`` and
+``course_utils.keras.distributed`` build on it):
+
+* :func:`per_device_batch_size` and :func:`scale_learning_rate` (the linear scaling rule);
+* :func:`accumulation_steps`, gradient accumulation as the one-device substitute for a bigger batch;
+* :func:`shard_indices`, which sample each rank visits in an epoch (``DistributedSampler``'s contract, in
+  the course's shared visiting order :func:`course_utils.data.epoch_order`);
+* :class:`RunLog`, a JSON log that only rank 0 writes;
+* :func:`tf_config`, the ``TF_CONFIG`` value that tells each machine of a Keras multi-worker run its role.
+
+Importing it loads neither TensorFlow nor PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .data import epoch_order
+
+__all__ = [
+    "per_device_batch_size",
+    "scale_learning_rate",
+    "accumulation_steps",
+    "shard_indices",
+    "tf_config",
+    "is_rank0",
+    "RunLog",
+    "read_run_log",
+]
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be an integer of 1 or more, got {value!r}.")
+    return int(value)
+
+
+def per_device_batch_size(global_batch_size: int, world_size: int) -> int:
+    """The batch each device processes per step: ``global_batch_size / world_size``.
+
+    The global batch (what one optimizer step averages over) is the number to keep fixed when you change
+    the number of devices: it is what the learning rate was tuned for. Raises a ValueError when it does not
+    split evenly, because unequal slices would weight some samples more than others.
+
+    >>> per_device_batch_size(32, 4)
+    8
+    """
+    global_batch_size = _positive_int(global_batch_size, "global_batch_size")
+    world_size = _positive_int(world_size, "world_size")
+    if global_batch_size % world_size:
+        lower = global_batch_size - global_batch_size % world_size
+        raise ValueError(
+            f"a global batch of {global_batch_size} does not split evenly over {world_size} devices: "
+            f"use a multiple of {world_size} (e.g. {max(lower, world_size)} or {lower + world_size})."
+        )
+    return global_batch_size // world_size
+
+
+def scale_learning_rate(base_learning_rate: float, global_batch_size: int, base_batch_size: int,
+                        rule: str = "linear") -> float:
+    """The learning rate for ``global_batch_size`` when ``base_learning_rate`` was tuned at ``base_batch_size``.
+
+    rule: "linear" (Goyal et al. 2017: k times the batch, k times the learning rate; the usual rule for SGD,
+          best with a few epochs of warm-up), "sqrt" (k times the batch, sqrt(k) times the learning rate;
+          often better for Adam) or "none" (keep it).
+
+    Rules of thumb, not laws: check the validation curve when you scale far (more than about 8x).
+
+    >>> scale_learning_rate(0.01, global_batch_size=64, base_batch_size=16)
+    0.04
+    """
+    base_learning_rate = float(base_learning_rate)
+    if not base_learning_rate > 0:
+        raise ValueError(f"base_learning_rate must be positive, got {base_learning_rate!r}.")
+    ratio = _positive_int(global_batch_size, "global_batch_size") / _positive_int(base_batch_size, "base_batch_size")
+    if rule == "linear":
+        return base_learning_rate * ratio
+    if rule == "sqrt":
+        return base_learning_rate * math.sqrt(ratio)
+    if rule == "none":
+        return base_learning_rate
+    raise ValueError(f'rule must be "linear", "sqrt" or "none", got {rule!r}.')
+
+
+def accumulation_steps(global_batch_size: int, device_batch_size: int, world_size: int = 1) -> int:
+    """How many micro-batches each device must accumulate to reach ``global_batch_size``.
+
+    One device that fits only ``device_batch_size`` images gets the gradient of a global batch by summing
+    the gradients of ``global_batch_size / device_batch_size`` micro-batches (each loss divided by that
+    number) before one optimizer step: the same update, at the speed of one device.
+
+    >>> accumulation_steps(32, device_batch_size=8)
+    4
+    """
+    per_device = per_device_batch_size(global_batch_size, world_size)
+    device_batch_size = _positive_int(device_batch_size, "device_batch_size")
+    if per_device % device_batch_size:
+        raise ValueError(
+            f"each of the {world_size} device(s) needs {per_device} images per step, which is not a multiple of "
+            f"device_batch_size={device_batch_size}: choose a device batch that divides {per_device}."
+        )
+    return per_device // device_batch_size
+
+
+def shard_indices(n: int, rank: int, world_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True,
+                  drop_last: bool = True) -> np.ndarray:
+    """The sample indices that ``rank`` visits in ``epoch``, in order (int64).
+
+    The same contract as PyTorch's ``DistributedSampler``: take the epoch's order of all ``n`` samples (here
+    the course's :func:`course_utils.data.epoch_order`, shared by the Keras and PyTorch pipelines), make its
+    length a multiple of ``world_size`` (``drop_last=True`` drops the tail, ``False`` repeats samples from
+    the start), then give rank ``r`` the elements ``r, r + world_size, r + 2 * world_size, ...``. Every
+    sample goes to exactly one rank (with ``drop_last``), and step ``t`` of all ranks together covers one
+    contiguous block of the order: the global batch a single device would take at step ``t``.
+    """
+    n = _positive_int(n, "n")
+    world_size = _positive_int(world_size, "world_size")
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world_size:
+        raise ValueError(f"rank must be an integer in [0, {world_size - 1}] for world_size={world_size}, got {rank!r}.")
+    if drop_last and n < world_size:
+        raise ValueError(f"{n} samples cannot be split over {world_size} ranks with drop_last=True: "
+                         "use more samples or drop_last=False.")
+    order = epoch_order(n, seed, epoch, shuffle)
+    if drop_last:
+        order = order[: n - n % world_size]
+    elif n % world_size:
+        padding = world_size - n % world_size
+        order = np.concatenate([order, np.resize(order, padding)])
+    return order[int(rank)::world_size].astype(np.int64)
+
+
+def tf_config(hosts: list[str], index: int) -> str:
+    """The ``TF_CONFIG`` value for worker ``index`` of a cluster of ``hosts`` (``"host:port"`` strings).
+
+    Set it in each machine's environment before starting the same script there; worker 0 is the chief.
+
+    >>> tf_config(["node1:12345", "node2:12345"], 1)
+    '{"cluster": {"worker": ["node1:12345", "node2:12345"]}, "task": {"type": "worker", "index": 1}}'
+    """
+    hosts = [str(host) for host in hosts]
+    if not hosts or any(":" not in host for host in hosts):
+        raise ValueError(f'hosts must be a non-empty list of "host:port" strings, got {hosts!r}.')
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(hosts):
+        raise ValueError(f"index must be an integer in [0, {len(hosts) - 1}], got {index!r}.")
+    return json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
+
+
+def is_rank0(rank: int | None = None) -> bool:
+    """True in the process that writes logs and checkpoints.
+
+    rank: the process's global rank; None reads the ``RANK`` variable that ``torchrun`` sets (absent, as in
+    a plain ``python`` run, means rank 0).
+    """
+    if rank is None:
+        rank = int(os.environ.get("RANK", "0"))
+    return int(rank) == 0
+
+
+class RunLog:
+    """A JSON log of one training run that only rank 0 writes.
+
+    Every process may call :meth:`step` and :meth:`save` (so the training code has no ``if rank == 0``);
+    on other ranks they do nothing. The file is rewritten atomically at each :meth:`save`, so a reader (a
+    notebook) never sees half a file, and a run that crashes leaves its last saved state.
+
+    Layout: ``{"config": {...}, "steps": [{"step": 0, "loss": ..., ...}, ...], "summary": {...}}``.
+    """
+
+    def __init__(self, path, rank: int | None = None, config: dict | None = None):
+        self.path = Path(path)
+        self.rank = int(os.environ.get("RANK", "0")) if rank is None else int(rank)
+        self.active = is_rank0(self.rank)
+        self.record = {"config": dict(config or {}), "steps": [], "summary": {},
+                       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def step(self, **values) -> None:
+        """Append one row, e.g. ``log.step(step=3, loss=0.41, images_per_s=52.0)``."""
+        if self.active:
+            self.record["steps"].append({k: _plain(v) for k, v in values.items()})
+
+    def save(self, **summary) -> Path | None:
+        """Merge ``summary`` into the summary and write the file (rank 0); returns the path, or None elsewhere."""
+        if not self.active:
+            return None
+        self.record["summary"].update({k: _plain(v) for k, v in summary.items()})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.record, indent=1))
+        os.replace(tmp, self.path)
+        return self.path
+
+
+def read_run_log(path) -> dict:
+    """Read a :class:`RunLog` file; a clear error when the run wrote none (it failed, or this is not rank 0's folder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no run log at {path}: did the training script finish? Its output says why not.")
+    return json.loads(path.read_text())
+
+
+def _plain(value):
+    """JSON-friendly value: NumPy and framework scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        return value.item()
+    return value
