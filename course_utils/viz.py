@@ -44,7 +44,7 @@ __all__ = [
 
 # Background dark; then the Okabe-Ito colour-blind-safe colours; then colours picked greedily from
 # Kelly's 22 colours of maximum contrast and matplotlib's qualitative maps (tab20, Set3, Dark2) so that
-# every pair - and every colour and IGNORE_COLOR - differs by at least 20 in CIELAB (Delta E 1976);
+# every pair - and every colour and IGNORE_COLOR - differs by more than 19 in CIELAB (Delta E 1976);
 # greys are left out (grey means "ignored"). Beyond 28 classes, further hues are spread evenly.
 PALETTE = (
     (0.10, 0.10, 0.13),  # 0 background: near black
