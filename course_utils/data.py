@@ -269,7 +269,9 @@ def load_folder(
     num_classes:  the number of classes; None -> max class index + 1 (after mapping).
     mask_mapping: maps stored mask values to class indices, e.g. ``{0: 0, 255: 1}`` for black/white masks,
                   or RGB tuples for colour-coded masks, ``{(0, 0, 0): 0, (255, 0, 0): 1}``. Every value that
-                  occurs must be mapped.
+                  occurs must be mapped. A path to a label-map file (``labelmap.txt`` with ``name:r,g,b::``
+                  lines, or a JSON ``{name: [r, g, b]}``) is read with ``datasets.palette_mapping``: its
+                  void / ignore entries become ``ignore_index`` (255 unless given).
     grayscale:    True -> images (N, H, W, 1), False -> (N, H, W, 3).
     ignore_index: a mask value (e.g. 255 for "don't care" borders) that is allowed besides 0..num_classes-1.
     info:         a :class:`course_utils.datasets.DatasetInfo` (e.g. from ``datasets.describe_folder``): its
@@ -292,6 +294,13 @@ def load_folder(
         num_classes = info.num_classes if num_classes is None else num_classes
         ignore_index = info.ignore_index if ignore_index is None else ignore_index
         mask_mapping = info.mask_mapping if mask_mapping is None else mask_mapping
+    if isinstance(mask_mapping, (str, Path)):
+        from .datasets import palette_mapping, read_palette
+
+        palette = read_palette(mask_mapping)
+        if palette[2] and ignore_index is None:
+            ignore_index = 255
+        mask_mapping = palette_mapping(palette, 255 if ignore_index is None else ignore_index)
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     image_files, mask_files = _list_files(images_dir), _list_files(masks_dir)
     only_images = sorted(set(image_files) - set(mask_files))
@@ -340,7 +349,8 @@ def load_folder(
         raise ValueError(
             f"The masks in {masks_dir} are colour images with {len(colours)} colours "
             f"(e.g. {[tuple(int(v) for v in c) for c in colours[:4]]}): pass mask_mapping={{(r, g, b): class_index, ...}} "
-            "to turn colours into class indices."
+            "or the label-map file, mask_mapping='labelmap.txt', to turn colours into class indices "
+            "(datasets.describe_folder finds such a file next to the folders)."
         )
     else:
         masks = raw.astype(np.int64)

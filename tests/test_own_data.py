@@ -105,6 +105,11 @@ def test_rgb_masks_convert_to_class_index_pngs(tmp_path):
         S.convert_masks(root / "masks", root / "masks", mapping)
     with pytest.raises(ValueError, match="not in mask_mapping"):
         D.rgb_to_index(rgb, {(0, 0, 0): 255})
+    # the loader reads the label-map file itself: void (black) becomes the ignore label 255
+    with pytest.raises(ValueError, match="labelmap.txt"):
+        D.load_folder(root / "images", root / "masks")
+    _, masks = D.load_folder(root / "images", root / "masks", mask_mapping=root / "labelmap.txt")
+    assert np.array_equal(masks, converted.astype(np.int64)) and (masks == 255).any()
 
 
 def test_read_palette_formats_and_errors(tmp_path):

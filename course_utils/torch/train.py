@@ -132,12 +132,12 @@ def _check_batch(images, masks) -> None:
         )
 
 
-def _progress_bar(iterable, enabled: bool, description: str):
+def _progress_bar(iterable, enabled: bool, description: str, total=None):
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=description, leave=True, dynamic_ncols=True)
+    return tqdm(iterable, desc=description, leave=True, dynamic_ncols=True, total=total)
 
 
 def _binary_view(logits: torch.Tensor) -> torch.Tensor:
@@ -208,7 +208,7 @@ def train_one_epoch(
     count = 0
     if steps is not None:
         loader = itertools.islice(loader, int(steps))
-    bar = _progress_bar(loader, progress, description)
+    bar = _progress_bar(loader, progress, description, total=steps)
     for step, (images, masks) in enumerate(bar if bar is not None else loader):
         if step == 0:
             _check_batch(images, masks)
