@@ -27,10 +27,13 @@ __all__ = [
     "load_membranes",
     "load_folder",
     "inspect_masks",
+    "void_candidate",
+    "rgb_to_index",
     "validate_masks",
     "split_indices",
     "train_val_split",
     "random_crop",
+    "center_crop",
     "resize_image",
     "resize_mask",
     "one_hot",
@@ -258,6 +261,7 @@ def load_folder(
     mask_mapping: Mapping | None = None,
     grayscale: bool = False,
     ignore_index: int | None = None,
+    info=None,
 ):
     """Load your own data: image files and mask files paired by file name without extension.
 
@@ -265,15 +269,38 @@ def load_folder(
     num_classes:  the number of classes; None -> max class index + 1 (after mapping).
     mask_mapping: maps stored mask values to class indices, e.g. ``{0: 0, 255: 1}`` for black/white masks,
                   or RGB tuples for colour-coded masks, ``{(0, 0, 0): 0, (255, 0, 0): 1}``. Every value that
-                  occurs must be mapped.
+                  occurs must be mapped. A path to a label-map file (``labelmap.txt`` with ``name:r,g,b::``
+                  lines, or a JSON ``{name: [r, g, b]}``) is read with ``datasets.palette_mapping``: its
+                  void / ignore entries become ``ignore_index`` (255 unless given).
     grayscale:    True -> images (N, H, W, 1), False -> (N, H, W, 3).
     ignore_index: a mask value (e.g. 255 for "don't care" borders) that is allowed besides 0..num_classes-1.
+    info:         a :class:`course_utils.datasets.DatasetInfo` (e.g. from ``datasets.describe_folder``): its
+                  ``num_classes``, ``ignore_index`` and ``mask_mapping`` are used where the arguments are not given.
+
+    Three mask layouts are read: class-index PNGs (0, 1, 2, ... per pixel), black/white 0/255 masks (pass
+    ``mask_mapping={0: 0, 255: 1}``) and RGB colour-coded masks (pass ``mask_mapping={(r, g, b): class}``,
+    e.g. ``datasets.palette_mapping("labelmap.txt")``).
+
+    A void label is never turned into a class silently: without ``num_classes`` and ``ignore_index``, masks
+    whose largest value lies far beyond the others (e.g. classes 0..10 plus 255) raise a ValueError that asks
+    you to decide (``ignore_index=255``, or ``num_classes``/``mask_mapping`` to make it a class).
 
     Returns ``images`` float32 (N, H, W, C) in [0, 1] and ``masks`` int64 (N, H, W).
     Raises ValueError naming the files and the fix for unpaired files, size mismatches and mask values that
     are not valid class indices (e.g. 0/255 masks: pass ``mask_mapping={0: 0, 255: 1}``). Nothing is silently
     dropped or resized.
     """
+    if info is not None:
+        num_classes = info.num_classes if num_classes is None else num_classes
+        ignore_index = info.ignore_index if ignore_index is None else ignore_index
+        mask_mapping = info.mask_mapping if mask_mapping is None else mask_mapping
+    if isinstance(mask_mapping, (str, Path)):
+        from .datasets import palette_mapping, read_palette
+
+        palette = read_palette(mask_mapping)
+        if palette[2] and ignore_index is None:
+            ignore_index = 255
+        mask_mapping = palette_mapping(palette, 255 if ignore_index is None else ignore_index)
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     image_files, mask_files = _list_files(images_dir), _list_files(masks_dir)
     only_images = sorted(set(image_files) - set(mask_files))
@@ -322,14 +349,47 @@ def load_folder(
         raise ValueError(
             f"The masks in {masks_dir} are colour images with {len(colours)} colours "
             f"(e.g. {[tuple(int(v) for v in c) for c in colours[:4]]}): pass mask_mapping={{(r, g, b): class_index, ...}} "
-            "to turn colours into class indices."
+            "or the label-map file, mask_mapping='labelmap.txt', to turn colours into class indices "
+            "(datasets.describe_folder finds such a file next to the folders)."
         )
     else:
         masks = raw.astype(np.int64)
     report = inspect_masks(masks, num_classes=num_classes, ignore_index=ignore_index)
+    if num_classes is None and ignore_index is None and report.void_candidate is not None and not report.looks_0_255:
+        void = report.void_candidate
+        others = [v for v in report.values if v != void]
+        share = float(np.mean(masks == void))
+        raise ValueError(
+            f"The masks in {masks_dir} hold the values {others[0]}..{others[-1]} and {void} ({share:.1%} of the "
+            f"pixels): {void} lies far beyond the others and looks like a void / \"don't care\" label, which "
+            f"load_folder would otherwise count as class {void} (making {void + 1} classes). Decide explicitly: "
+            f"pass ignore_index={void} to leave those pixels out of the loss and the scores (the usual choice), or "
+            f"num_classes=... with mask_mapping={{..., {void}: k}} to make it a real class k. "
+            "datasets.describe_folder(images_dir, masks_dir) shows what is in the masks."
+        )
     if report.problems:
         raise ValueError(f"The masks in {masks_dir} are not valid class indices: " + " ".join(report.problems))
     return images, masks
+
+
+def rgb_to_index(masks_rgb, mapping: Mapping, ignore_index: int | None = None) -> np.ndarray:
+    """Colour-coded masks ``(..., H, W, 3)`` uint8 -> class indices ``(..., H, W)`` int64.
+
+    mapping: ``{(r, g, b): class_index}`` (e.g. ``datasets.palette_mapping("labelmap.txt")``); a colour that
+    is not in ``mapping`` raises a ValueError naming it, unless ``ignore_index`` is given (then it becomes
+    ``ignore_index``: use this only when every unknown colour really is "don't care").
+    """
+    raw = np.asarray(masks_rgb)
+    if raw.ndim < 3 or raw.shape[-1] != 3:
+        raise ValueError(f"rgb_to_index expects colour masks (..., H, W, 3), got shape {raw.shape}.")
+    if ignore_index is None:
+        return _apply_mapping(raw.reshape((-1,) + raw.shape[-3:]), mapping, "the given array").reshape(raw.shape[:-1])
+    flat = raw.reshape(-1, 3).astype(np.int64)
+    codes = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    out = np.full(codes.shape, int(ignore_index), dtype=np.int64)
+    for key, value in mapping.items():
+        out[codes == ((int(key[0]) << 16) | (int(key[1]) << 8) | int(key[2]))] = int(value)
+    return out.reshape(raw.shape[:-1])
 
 
 def _natural_key(text: str):
@@ -390,6 +450,8 @@ class MaskReport:
     problems: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     looks_0_255: bool = False
+    classes_present: list = field(default_factory=list)
+    void_candidate: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -410,6 +472,10 @@ class MaskReport:
                 f"{self._name(c)}: {f:.1%}" for c, f in enumerate(self.class_frequencies)
             )
             lines.append(f"  class frequencies: {freqs}")
+        if self.classes_present:
+            lines.append(f"  classes present: {', '.join(self._name(c) for c in self.classes_present)}")
+        if self.void_candidate is not None:
+            lines.append(f"  looks like a void label: {self.void_candidate}")
         for note in self.notes:
             lines.append(f"  note: {note}")
         if self.problems:
@@ -438,6 +504,22 @@ class MaskReport:
         return f"<div><b>MaskReport</b> &mdash; {status}<table>{body}</table><ul>{items}</ul></div>"
 
 
+def void_candidate(values) -> int | None:
+    """The value among ``values`` (the distinct mask values) that looks like a void label, or None.
+
+    A value "looks like void" when it lies far beyond the others: it is at least 2 x (the next value + 1)
+    and more than 8 above it, e.g. 255 next to the classes 0..10 (Pascal VOC, many street-scene exports).
+    0/255 black-and-white masks have no void candidate (255 is the foreground there).
+    """
+    vals = sorted({int(v) for v in np.asarray(values).reshape(-1).tolist()})
+    if len(vals) < 3:
+        return None
+    top, second = vals[-1], vals[-2]
+    if top >= 2 * (second + 1) and top - second > 8:
+        return top
+    return None
+
+
 def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[str] | None = None,
                   ignore_index: int | None = None) -> MaskReport:
     """Check that ``masks`` are integer class-index masks (N, H, W) and report what is off.
@@ -446,6 +528,9 @@ def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[s
     resizing), 0/255 masks that should be 0/1, an extra channel axis (N, H, W, 1) or (N, 1, H, W),
     one-hot masks, negative values or values >= num_classes, and (as notes) classes that never occur.
     ``ignore_index`` pixels (e.g. 255) are allowed and left out of the class frequencies.
+    Without ``ignore_index``, a value far beyond the others (e.g. 255 next to 0..10) is reported as
+    ``report.void_candidate`` with a note (see :func:`void_candidate`) and left out of the frequencies.
+    ``report.classes_present`` lists the class indices that occur.
 
     Returns a :class:`MaskReport`; ``report.problems`` lists each problem with its fix.
     """
@@ -510,8 +595,20 @@ def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[s
                 "lossily (JPEG) or resized with interpolation; save masks as PNG and resize with nearest neighbour, "
                 "or threshold: masks = (masks > 127).astype(np.int64)."
             )
+    if int_valued and not looks_0_255 and ignore_index is None and arr.dtype.kind != "f":
+        report.void_candidate = void_candidate(values)
+        if report.void_candidate is not None:
+            void = report.void_candidate
+            share = float(np.mean(arr == void))
+            below = [v for v in report.values if v != void]
+            report.notes.append(
+                f"Value {void} ({share:.1%} of the pixels) lies far beyond the others ({below[0]}..{below[-1]}): it "
+                f"looks like a void / \"don't care\" label. Pass ignore_index={void} to leave it out of the loss "
+                "and the scores (or map it to a class with mask_mapping)."
+            )
+    skip = ignore_index if ignore_index is not None else report.void_candidate
     if int_valued and not looks_0_255:
-        valid = values if ignore_index is None else values[values != ignore_index]
+        valid = values if skip is None else values[values != skip]
         negative = valid[valid < 0]
         if negative.size:
             problems.append(f"Negative values {negative[:5].tolist()}: class indices start at 0; map them to classes.")
@@ -524,11 +621,12 @@ def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[s
                 )
 
     # --- frequencies (when the values are usable class indices)
+    top = values[values != skip].max() if (values != skip).any() else 0
     if int_valued and arr.size and not looks_0_255 and not grey_levels \
-            and (num_classes is not None or values.max() < 64):
+            and (num_classes is not None or top < 64):
         flat = arr.reshape(-1)
-        if ignore_index is not None:
-            flat = flat[flat != ignore_index]
+        if skip is not None:
+            flat = flat[flat != skip]
         flat = flat.astype(np.int64)
         if flat.size and flat.min() >= 0:
             c = num_classes if num_classes is not None else int(flat.max()) + 1
@@ -537,6 +635,7 @@ def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[s
             total = counts.sum()
             report.class_frequencies = counts / total if total else counts.astype(np.float64)
             report.missing_classes = [int(k) for k in np.flatnonzero(counts == 0)]
+            report.classes_present = [int(k) for k in np.flatnonzero(counts > 0)]
             if report.missing_classes:
                 report.notes.append(
                     f"Class(es) {', '.join(report._name(k) for k in report.missing_classes)} never occur: "
@@ -610,6 +709,22 @@ def random_crop(image, mask, size, rng):
         raise ValueError(f"Crop size {(h, w)} is larger than the image {(H, W)}: use a smaller crop_size or resize first.")
     top = int(rng.integers(0, H - h + 1))
     left = int(rng.integers(0, W - w + 1))
+    return image[top:top + h, left:left + w], mask[top:top + h, left:left + w]
+
+
+def center_crop(image, mask, size):
+    """The central window of ``image`` (H, W, C) and ``mask`` (H, W): the deterministic crop for validation.
+
+    size: int or (h, w). Returns (h, w, C) and (h, w); the same window every time (odd margins put the
+    extra pixel at the bottom/right).
+    """
+    h, w = _pair_size(size)
+    H, W = mask.shape[:2]
+    if image.shape[:2] != mask.shape[:2]:
+        raise ValueError(f"image {image.shape[:2]} and mask {mask.shape[:2]} differ in size: pass a matching pair.")
+    if h > H or w > W:
+        raise ValueError(f"Crop size {(h, w)} is larger than the image {(H, W)}: use a smaller crop_size or resize first.")
+    top, left = (H - h) // 2, (W - w) // 2
     return image[top:top + h, left:left + w], mask[top:top + h, left:left + w]
 
 
@@ -771,20 +886,30 @@ def elastic_deform(image, mask, rng, alpha: float = 10.0, sigma: float | None = 
 
 
 def augment_pair(image, mask, rng, flip: bool = True, rotate90: bool = True, elastic: bool = False,
-                 elastic_alpha: float = 10.0, elastic_sigma: float | None = None):
+                 elastic_alpha: float = 10.0, elastic_sigma: float | None = None,
+                 hflip: bool | None = None, vflip: bool | None = None):
     """One random geometric transform applied to both ``image`` (H, W, C) and ``mask`` (H, W).
 
-    flip:     left-right and up-down flips, each with probability 1/2.
+    flip:     shorthand for both flips below (the default, kept for old code).
+    hflip:    left-right (horizontal) flip with probability 1/2; None -> ``flip``.
+    vflip:    up-down (vertical) flip with probability 1/2; None -> ``flip``. Turn it off for data with an
+              "up": street scenes (sky on top), portraits, pets. ``hflip=True, vflip=False, rotate90=False``
+              is the left-right-only augmentation.
     rotate90: a random number of quarter turns (only 0 or 2 for non-square images, so the shape is kept).
+              A half turn is an up-down flip too: switch it off with ``vflip``.
     elastic:  :func:`elastic_deform` with ``elastic_alpha`` / ``elastic_sigma``.
+    The options of a data set are ``DatasetInfo.augment_options()`` (course_utils.datasets).
     The mask gets exactly the same transform (nearest neighbour) and stays integer.
     Returns contiguous copies (image float32, mask with the mask's dtype).
     """
     image, mask = _check_pair(image, mask)
-    if flip:
-        if rng.random() < 0.5:
+    hflip = flip if hflip is None else bool(hflip)
+    vflip = flip if vflip is None else bool(vflip)
+    if hflip or vflip:  # always two draws, so one seed gives the same stream whichever flips are on
+        flip_lr, flip_ud = rng.random() < 0.5, rng.random() < 0.5
+        if hflip and flip_lr:
             image, mask = image[:, ::-1], mask[:, ::-1]
-        if rng.random() < 0.5:
+        if vflip and flip_ud:
             image, mask = image[::-1], mask[::-1]
     if rotate90:
         square = mask.shape[0] == mask.shape[1]
@@ -809,13 +934,16 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarr
     return rng.permutation(n).astype(np.int64)
 
 
-def prepare_sample(image, mask, seed: int = 0, epoch: int = 0, index: int = 0, augment=False, crop_size=None):
-    """What both input pipelines do to one sample: random crop, then augmentation, with ``sample_rng``.
+def prepare_sample(image, mask, seed: int = 0, epoch: int = 0, index: int = 0, augment=False, crop_size=None,
+                   training: bool = True):
+    """What both input pipelines do to one sample: crop, then augmentation, with ``sample_rng``.
 
     image (H, W, C), mask (H, W) -> image float32 (h, w, C), mask int64 (h, w).
-    augment:   False, True (flips + quarter turns), or a dict of :func:`augment_pair` keyword arguments,
-               e.g. ``{"elastic": True}``.
+    augment:   False, True (flips + quarter turns), a dict of :func:`augment_pair` keyword arguments,
+               e.g. ``{"elastic": True}``, or a ``datasets.DatasetInfo`` (its ``augment_options()``).
     crop_size: None (whole image) or int / (h, w).
+    training:  True -> a random crop (a new one every epoch); False -> the centre crop, the same on every
+               pass (validation must score the same pixels each epoch).
     """
     image = np.asarray(image, dtype=np.float32)
     mask = np.asarray(mask)
@@ -823,11 +951,31 @@ def prepare_sample(image, mask, seed: int = 0, epoch: int = 0, index: int = 0, a
         return image, mask.astype(np.int64)
     rng = sample_rng(seed, epoch, index)
     if crop_size is not None:
-        image, mask = random_crop(image, mask, crop_size, rng)
+        if training:
+            image, mask = random_crop(image, mask, crop_size, rng)
+        else:
+            image, mask = center_crop(image, mask, crop_size)
     if augment:
-        options = augment if isinstance(augment, Mapping) else {}
+        if hasattr(augment, "augment_options"):
+            options = augment.augment_options()
+        else:
+            options = augment if isinstance(augment, Mapping) else {}
         image, mask = augment_pair(image, mask, rng, **options)
     return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(mask, dtype=np.int64)
+
+
+def _pipeline_options(augment, shuffle: bool, training, info):
+    """Shared by both pipelines: resolve ``augment`` (True + a DatasetInfo -> its options) and ``training``."""
+    if training is None:
+        training = bool(shuffle)
+    elif not training and augment:
+        raise ValueError(
+            "training=False (validation) with augment: validation batches must be the same on every pass; "
+            "pass augment=False for the validation pipeline."
+        )
+    if info is not None and augment is True:
+        augment = info
+    return augment, bool(training)
 
 
 def check_image_batch(images) -> np.ndarray:

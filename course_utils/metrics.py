@@ -365,7 +365,7 @@ class SegmentationReport(dict):
 
 
 def segmentation_report(
-    y_true, y_pred, num_classes: int, class_names=None, ignore_index: int | None = None
+    y_true, y_pred, num_classes: int | None = None, class_names=None, ignore_index: int | None = None, info=None
 ) -> SegmentationReport:
     """All scores for one prediction: per class and overall.
 
@@ -374,10 +374,18 @@ def segmentation_report(
         num_classes: C.
         class_names: C names (default ``"class 0"``, ...).
         ignore_index: true label whose pixels are skipped.
+        info: a ``course_utils.datasets.DatasetInfo``: gives num_classes, class_names and ignore_index
+            where they are not passed.
 
     Returns:
         :class:`SegmentationReport` (a dict; prints as a table).
     """
+    if info is not None:
+        num_classes = info.num_classes if num_classes is None else num_classes
+        class_names = info.class_names if class_names is None else class_names
+        ignore_index = info.ignore_index if ignore_index is None else ignore_index
+    if num_classes is None:
+        raise ValueError("segmentation_report needs num_classes (or info=DatasetInfo).")
     num_classes = _check_num_classes(num_classes)
     if class_names is None:
         class_names = [f"class {i}" for i in range(num_classes)]

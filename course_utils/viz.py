@@ -4,7 +4,12 @@ Every plotting function creates its own figure with ``plt.subplots`` and
 returns the :class:`matplotlib.figure.Figure` (it never calls ``plt.show()``:
 the notebook does, and tests can inspect or save the figure under the "Agg"
 backend). Colours are fixed per class index, so class 2 has the same colour
-in every lecture; class 0 (background) is dark.
+in every lecture; class 0 (background) is dark unless a data set says it has
+no background class. The default palette (:data:`PALETTE`) holds 28 colours
+that stay distinct from each other (and from the grey :data:`IGNORE_COLOR` of
+ignored pixels); pass ``palette=`` for a data set's own colours, or ``info=``
+(a :class:`course_utils.datasets.DatasetInfo`) for its colours, class names and
+ignore label.
 
 Images are NumPy ``(N, H, W, C)`` (or one ``(H, W, C)``) floats in [0, 1];
 ``C = 1`` (or no channel axis) is shown in grey. Masks are integer class
@@ -19,9 +24,11 @@ import numpy as np
 
 __all__ = [
     "PALETTE",
+    "IGNORE_COLOR",
     "ERROR_COLORS",
     "ERROR_LABELS",
     "class_colors",
+    "palette_colors",
     "colorize_mask",
     "overlay",
     "add_class_legend",
@@ -35,7 +42,10 @@ __all__ = [
     "compare_bar_chart",
 ]
 
-# Background dark; then the Okabe-Ito colour-blind-safe colours; then tab20.
+# Background dark; then the Okabe-Ito colour-blind-safe colours; then colours picked greedily from
+# Kelly's 22 colours of maximum contrast and matplotlib's qualitative maps (tab20, Set3, Dark2) so that
+# every pair - and every colour and IGNORE_COLOR - differs by more than 19 in CIELAB (Delta E 1976);
+# greys are left out (grey means "ignored"). Beyond 28 classes, further hues are spread evenly.
 PALETTE = (
     (0.10, 0.10, 0.13),  # 0 background: near black
     (0.90, 0.62, 0.00),  # 1 orange
@@ -45,7 +55,30 @@ PALETTE = (
     (0.80, 0.47, 0.65),  # 5 reddish purple
     (0.84, 0.37, 0.00),  # 6 vermillion
     (0.00, 0.45, 0.70),  # 7 blue
+    (0.75, 0.00, 0.20),  # 8 crimson
+    (0.98, 0.58, 0.47),  # 9 salmon
+    (0.40, 0.27, 0.13),  # 10 dark brown
+    (0.17, 0.63, 0.17),  # 11 green
+    (0.60, 0.87, 0.54),  # 12 light green
+    (0.58, 0.40, 0.74),  # 13 lavender purple
+    (1.00, 1.00, 0.70),  # 14 pale yellow
+    (0.91, 0.16, 0.54),  # 15 magenta
+    (0.76, 0.70, 0.50),  # 16 buff
+    (0.53, 0.18, 0.09),  # 17 reddish brown
+    (0.55, 0.71, 0.00),  # 18 yellow green
+    (0.17, 0.24, 0.15),  # 19 olive black
+    (0.65, 0.46, 0.11),  # 20 ochre
+    (0.70, 0.27, 0.42),  # 21 purplish red
+    (1.00, 0.73, 0.47),  # 22 light orange
+    (0.77, 0.69, 0.84),  # 23 lilac
+    (0.77, 0.61, 0.58),  # 24 rosy brown
+    (0.09, 0.75, 0.81),  # 25 cyan
+    (0.62, 0.85, 0.90),  # 26 pale blue
+    (0.80, 0.92, 0.77),  # 27 mint
 )
+
+#: Pixels with the ignore label (void, "don't care") are drawn in this neutral light grey.
+IGNORE_COLOR = (0.80, 0.80, 0.80)
 
 # error-map codes -> colours and legend labels
 ERROR_COLORS = (
@@ -69,21 +102,62 @@ ERROR_LABELS = (
 # ----------------------------------------------------------------------------
 # colours and images
 # ----------------------------------------------------------------------------
-def class_colors(num_classes: int) -> np.ndarray:
-    """Fixed RGB colours, float32 ``(num_classes, 3)`` in [0, 1]; class 0 is dark.
+def class_colors(num_classes: int, background: bool = True) -> np.ndarray:
+    """Fixed RGB colours, float32 ``(num_classes, 3)`` in [0, 1].
 
-    The same class index always gets the same colour, whatever ``num_classes``.
+    background: True -> class 0 is a dark background colour; False -> class 0 is an ordinary class
+    (e.g. "sky") and every class gets a bright colour.
+    The same class index always gets the same colour, whatever ``num_classes``; the first 28 colours
+    (27 with ``background=False``) differ clearly from each other and from :data:`IGNORE_COLOR`.
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}.")
-    colors = list(PALETTE)
+    colors = list(PALETTE if background else PALETTE[1:])
     if num_classes > len(colors):
-        import matplotlib
+        import colorsys
 
-        tab20 = matplotlib.colormaps["tab20"]
-        extra = [tuple(tab20(i % 20)[:3]) for i in range(num_classes - len(colors))]
-        colors += extra
+        extra = num_classes - len(colors)
+        for i in range(extra):  # golden-ratio hues, alternating brightness
+            colors.append(colorsys.hsv_to_rgb((0.07 + 0.618034 * i) % 1.0, 0.75, 0.95 if i % 2 else 0.65))
     return np.asarray(colors[:num_classes], dtype=np.float32)
+
+
+def palette_colors(num_classes: int, palette=None, info=None) -> np.ndarray:
+    """The colours a figure uses, float32 ``(num_classes, 3)``: ``palette``, else ``info``'s, else the default.
+
+    palette: a sequence of RGB colours, floats in [0, 1] or integers 0..255 (e.g. read from a label-map
+             file), one per class (at least ``num_classes``).
+    info:    a ``course_utils.datasets.DatasetInfo``: its ``colors``; without colours, the default palette
+             with a dark class 0 only when ``info.background == 0``.
+    """
+    if palette is None and info is not None and getattr(info, "colors", None) is not None:
+        palette = info.colors
+    if palette is None:
+        background = True if info is None else getattr(info, "background", 0) == 0
+        return class_colors(num_classes, background=background)
+    arr = np.asarray(palette, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] not in (3, 4):
+        raise ValueError(f"palette must be a list of RGB colours (K, 3), got shape {arr.shape}: e.g. "
+                         "[(0, 0, 0), (255, 0, 0)] or [(0.0, 0.0, 0.0), (1.0, 0.0, 0.0)].")
+    arr = arr[:, :3]
+    if len(arr) < num_classes:
+        raise ValueError(f"palette has {len(arr)} colours for {num_classes} classes: give one colour per class.")
+    if arr.max() > 1.0:
+        arr = arr / 255.0
+    return arr[:num_classes].astype(np.float32)
+
+
+def _info_defaults(info, num_classes, class_names, ignore_index):
+    """Fill num_classes, class_names and ignore_index from a DatasetInfo where they were not given."""
+    if info is None:
+        return num_classes, class_names, ignore_index
+    if num_classes is None:
+        num_classes = info.num_classes
+    if class_names is None:
+        class_names = info.class_names
+    if ignore_index is None:
+        ignore_index = info.ignore_index
+    return num_classes, class_names, ignore_index
 
 
 def _as_mask(mask, name="mask") -> np.ndarray:
@@ -97,13 +171,18 @@ def _as_mask(mask, name="mask") -> np.ndarray:
     return mask.astype(np.int64)
 
 
-def colorize_mask(mask, num_classes: int, ignore_index: int | None = None) -> np.ndarray:
+def colorize_mask(mask, num_classes: int | None = None, ignore_index: int | None = None, palette=None,
+                  info=None) -> np.ndarray:
     """RGB image float32 ``(..., H, W, 3)`` of a class-index mask ``(..., H, W)``.
 
-    Pixels equal to ``ignore_index`` are drawn white.
+    Pixels equal to ``ignore_index`` are drawn in the neutral :data:`IGNORE_COLOR` (light grey).
+    palette / info: see :func:`palette_colors` (``info`` also gives ``num_classes`` and ``ignore_index``).
     """
+    num_classes, _, ignore_index = _info_defaults(info, num_classes, None, ignore_index)
+    if num_classes is None:
+        raise ValueError("colorize_mask needs num_classes (or info=DatasetInfo).")
     mask = _as_mask(mask)
-    colors = class_colors(num_classes)
+    colors = palette_colors(num_classes, palette, info)
     ignored = np.zeros(mask.shape, bool) if ignore_index is None else mask == ignore_index
     bad = ((mask < 0) | (mask >= num_classes)) & ~ignored
     if bad.any():
@@ -113,7 +192,7 @@ def colorize_mask(mask, num_classes: int, ignore_index: int | None = None) -> np
             "or pass ignore_index."
         )
     out = colors[np.where(ignored, 0, mask)]
-    out[ignored] = 1.0
+    out[ignored] = IGNORE_COLOR
     return out
 
 
@@ -145,19 +224,27 @@ def _display_range(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def overlay(image, mask, num_classes: int, alpha: float = 0.5, include_background: bool = False) -> np.ndarray:
+def overlay(image, mask, num_classes: int | None = None, alpha: float = 0.5, include_background: bool = False,
+            ignore_index: int | None = None, palette=None, info=None) -> np.ndarray:
     """Blend class colours over an image: RGB float32 ``(H, W, 3)`` in [0, 1].
 
     ``out = (1 - alpha) * image + alpha * colour[mask]`` on every pixel whose
     class is not background; background pixels (class 0) keep the image unless
-    ``include_background=True``.
+    ``include_background=True`` (or ``info.background`` is None: then every class is coloured).
+    ``ignore_index`` pixels are blended with the grey :data:`IGNORE_COLOR`.
 
     Args:
         image: ``(H, W)``, ``(H, W, 1)`` (grey) or ``(H, W, 3)`` in [0, 1].
         mask: int ``(H, W)``.
-        num_classes: C.
+        num_classes: C (or from ``info``).
         alpha: opacity of the colours, 0 (image only) .. 1 (mask only).
+        ignore_index: the void label (e.g. 255), drawn grey.
+        palette, info: see :func:`palette_colors`.
     """
+    num_classes, _, ignore_index = _info_defaults(info, num_classes, None, ignore_index)
+    if num_classes is None:
+        raise ValueError("overlay needs num_classes (or info=DatasetInfo).")
+    background = 0 if info is None else getattr(info, "background", 0)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
     rgb = _image_rgb(image)
@@ -167,11 +254,11 @@ def overlay(image, mask, num_classes: int, alpha: float = 0.5, include_backgroun
             f"mask has shape {mask.shape} but the image is {rgb.shape[:2]}: they must cover "
             "the same pixels (resize the mask with nearest neighbour)."
         )
-    colors = colorize_mask(mask, num_classes)
+    colors = colorize_mask(mask, num_classes, ignore_index, palette, info)
     blend = (1.0 - alpha) * rgb + alpha * colors
-    if include_background:
+    if include_background or background is None:
         return blend.astype(np.float32)
-    return np.where((mask != 0)[..., None], blend, rgb).astype(np.float32)
+    return np.where((mask != background)[..., None], blend, rgb).astype(np.float32)
 
 
 def error_codes(y_true, y_pred, positive_class: int | None = None, ignore_index: int | None = None) -> np.ndarray:
@@ -265,19 +352,31 @@ def _class_names(num_classes, class_names):
     return class_names[:num_classes]
 
 
-def add_class_legend(fig, num_classes: int, class_names=None, y: float = 0.0):
-    """Add one coloured patch per class (the colours of :func:`colorize_mask`) below the panels of ``fig``.
-
-    For your own figures of colourised masks; call it after ``fig.tight_layout()`` and keep ``y`` at 0 or
-    a little below. Returns the ``Legend``.
-    """
+def _legend_handles(num_classes, class_names, palette, info, ignore_index):
     from matplotlib.patches import Patch
 
-    colors = class_colors(num_classes)
+    colors = palette_colors(num_classes, palette, info)
     handles = [
         Patch(facecolor=colors[i], edgecolor="0.5", label=name)
         for i, name in enumerate(_class_names(num_classes, class_names))
     ]
+    if ignore_index is not None:
+        handles.append(Patch(facecolor=IGNORE_COLOR, edgecolor="0.5", label=f"ignored ({ignore_index})"))
+    return handles
+
+
+def add_class_legend(fig, num_classes: int | None = None, class_names=None, y: float = 0.0, palette=None,
+                     ignore_index: int | None = None, info=None):
+    """Add one coloured patch per class (the colours of :func:`colorize_mask`) below the panels of ``fig``.
+
+    For your own figures of colourised masks; call it after ``fig.tight_layout()`` and keep ``y`` at 0 or
+    a little below. With ``ignore_index`` a grey "ignored" patch is added. ``info`` gives the class names,
+    colours and ignore label of a data set. Returns the ``Legend``.
+    """
+    num_classes, class_names, ignore_index = _info_defaults(info, num_classes, class_names, ignore_index)
+    if num_classes is None:
+        raise ValueError("add_class_legend needs num_classes (or info=DatasetInfo).")
+    handles = _legend_handles(num_classes, class_names, palette, info, ignore_index)
     return fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False,
                       bbox_to_anchor=(0.5, y))
 
@@ -295,38 +394,49 @@ def _show(ax, image, title=None):
         ax.set_title(title, fontsize=10)
 
 
-def show_samples(images, masks, num_classes: int, class_names=None, n: int = 4, title=None):
+def show_samples(images, masks, num_classes: int | None = None, class_names=None, n: int = 4, title=None,
+                 ignore_index: int | None = None, palette=None, info=None):
     """Rows of image | mask | overlay for the first ``n`` samples.
 
     Args:
         images: ``(N, H, W, C)`` or one ``(H, W, C)`` in [0, 1] (C = 1 shown grey).
         masks: int ``(N, H, W)`` or one ``(H, W)``.
-        num_classes: C (fixes the colours).
-        class_names: legend labels.
+        num_classes: C (fixes the colours; or from ``info``).
+        class_names: legend labels (or from ``info``).
         n: number of samples (rows).
         title: figure title.
+        ignore_index: the void label (e.g. 255): drawn grey, with an "ignored" legend entry.
+        palette: one RGB colour per class (see :func:`palette_colors`).
+        info: a ``course_utils.datasets.DatasetInfo`` (classes, names, colours, ignore label).
 
     Returns:
         Figure with ``3 * n`` image axes.
     """
+    num_classes, class_names, ignore_index = _info_defaults(info, num_classes, class_names, ignore_index)
+    if num_classes is None:
+        raise ValueError("show_samples needs num_classes (or info=DatasetInfo).")
     plt = _plt()
     images, masks = _batch(images, masks)
     n = max(1, min(n, len(images)))
-    fig, axes = plt.subplots(n, 3, figsize=(8.4, 3.0 * n + 0.6), squeeze=False)
+    rows_legend = 1 + (num_classes + (ignore_index is not None)) // 7  # legend lines of 6 entries
+    fig, axes = plt.subplots(n, 3, figsize=(8.4, 3.0 * n + 0.3 + 0.3 * rows_legend), squeeze=False)
     for i in range(n):
         _show(axes[i, 0], images[i], "image" if i == 0 else None)
-        _show(axes[i, 1], colorize_mask(masks[i], num_classes), "mask" if i == 0 else None)
-        _show(axes[i, 2], overlay(images[i], masks[i], num_classes), "overlay" if i == 0 else None)
+        _show(axes[i, 1], colorize_mask(masks[i], num_classes, ignore_index, palette, info),
+              "mask" if i == 0 else None)
+        _show(axes[i, 2], overlay(images[i], masks[i], num_classes, ignore_index=ignore_index, palette=palette,
+                                  info=info), "overlay" if i == 0 else None)
         axes[i, 0].set_ylabel(f"sample {i}", fontsize=9)
-    add_class_legend(fig, num_classes, class_names)
+    add_class_legend(fig, num_classes, class_names, palette=palette, ignore_index=ignore_index, info=info)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.5 / (3.0 * n + 0.6), 1, 1))
+    fig.tight_layout(rect=(0, (0.2 + 0.3 * rows_legend) / (3.0 * n + 0.3 + 0.3 * rows_legend), 1, 1))
     return fig
 
 
-def show_predictions(images, masks_true, masks_pred, num_classes: int, class_names=None, n: int = 4, title=None,
-                     positive_class: int | None = None, ignore_index: int | None = None):
+def show_predictions(images, masks_true, masks_pred, num_classes: int | None = None, class_names=None, n: int = 4,
+                     title=None, positive_class: int | None = None, ignore_index: int | None = None, palette=None,
+                     info=None):
     """Rows of image | truth | prediction | error map for the first ``n`` samples.
 
     The error map colours false positives red, false negatives blue and wrong
@@ -343,6 +453,7 @@ def show_predictions(images, masks_true, masks_pred, num_classes: int, class_nam
         title: figure title.
         positive_class: for the error map (default: class 0 is background).
         ignore_index: true label drawn as "ignored".
+        palette, info: see :func:`palette_colors` (``info`` also gives num_classes, names, ignore label).
 
     Returns:
         Figure with ``4 * n`` image axes.
@@ -351,6 +462,9 @@ def show_predictions(images, masks_true, masks_pred, num_classes: int, class_nam
 
     from . import metrics
 
+    num_classes, class_names, ignore_index = _info_defaults(info, num_classes, class_names, ignore_index)
+    if num_classes is None:
+        raise ValueError("show_predictions needs num_classes (or info=DatasetInfo).")
     plt = _plt()
     images, masks_true, masks_pred = _batch(images, masks_true, masks_pred)
     n = max(1, min(n, len(images)))
@@ -358,15 +472,15 @@ def show_predictions(images, masks_true, masks_pred, num_classes: int, class_nam
     for i in range(n):
         dice = metrics.mean_dice(masks_true[i], masks_pred[i], num_classes, ignore_index=ignore_index)
         _show(axes[i, 0], images[i], "image" if i == 0 else None)
-        _show(axes[i, 1], colorize_mask(masks_true[i], num_classes, ignore_index), "truth" if i == 0 else None)
-        _show(axes[i, 2], colorize_mask(masks_pred[i], num_classes), "prediction" if i == 0 else None)
+        _show(axes[i, 1], colorize_mask(masks_true[i], num_classes, ignore_index, palette, info),
+              "truth" if i == 0 else None)
+        _show(axes[i, 2], colorize_mask(masks_pred[i], num_classes, palette=palette, info=info),
+              "prediction" if i == 0 else None)
         axes[i, 2].set_xlabel(f"mean Dice {dice:.3f}", fontsize=9)
         _show(axes[i, 3], error_map(masks_true[i], masks_pred[i], positive_class, ignore_index),
               "error map" if i == 0 else None)
         axes[i, 0].set_ylabel(f"sample {i}", fontsize=9)
-    names = _class_names(num_classes, class_names)
-    colors = class_colors(num_classes)
-    handles = [Patch(facecolor=colors[k], edgecolor="0.5", label=nm) for k, nm in enumerate(names)]
+    handles = _legend_handles(num_classes, class_names, palette, info, ignore_index)
     used = [1, 2, 3] + ([4] if positive_class is None and num_classes > 2 else []) + ([5] if ignore_index is not None else [])
     err_handles = [Patch(facecolor=ERROR_COLORS[k], edgecolor="0.5", label=ERROR_LABELS[k]) for k in used]
     fig.legend(handles=handles, loc="lower left", ncol=min(len(handles), 4), frameon=False,
@@ -379,13 +493,18 @@ def show_predictions(images, masks_true, masks_pred, num_classes: int, class_nam
     return fig
 
 
-def plot_class_frequencies(masks, num_classes: int, class_names=None, ignore_index: int | None = None,
-                           title: str | None = "Class frequencies (fraction of pixels)"):
-    """Bar chart of the fraction of pixels per class (class colours, % labels).
+def plot_class_frequencies(masks, num_classes: int | None = None, class_names=None, ignore_index: int | None = None,
+                           title: str | None = "Class frequencies (fraction of pixels)", palette=None, info=None):
+    """Bar chart of the fraction of pixels per class (class colours, % labels; ``ignore_index`` pixels left out).
+
+    palette, info: see :func:`palette_colors` (``info`` also gives num_classes, names, ignore label).
 
     Returns:
         Figure with one axes; a log-scale y axis when the rarest class is below 1 %.
     """
+    num_classes, class_names, ignore_index = _info_defaults(info, num_classes, class_names, ignore_index)
+    if num_classes is None:
+        raise ValueError("plot_class_frequencies needs num_classes (or info=DatasetInfo).")
     plt = _plt()
     masks = _as_mask(masks)
     flat = masks.reshape(-1)
@@ -401,7 +520,7 @@ def plot_class_frequencies(masks, num_classes: int, class_names=None, ignore_ind
     freq = counts / max(counts.sum(), 1.0)
     names = _class_names(num_classes, class_names)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * num_classes + 2), 3.4))
-    bars = ax.bar(names, freq, color=class_colors(num_classes), edgecolor="0.3")
+    bars = ax.bar(names, freq, color=palette_colors(num_classes, palette, info), edgecolor="0.3")
     for bar, f in zip(bars, freq):
         ax.annotate(f"{100 * f:.1f} %", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center", va="bottom", fontsize=9, xytext=(0, 2), textcoords="offset points")
@@ -413,6 +532,8 @@ def plot_class_frequencies(masks, num_classes: int, class_names=None, ignore_ind
         ax.set_ylim(0, min(1.0, freq.max() * 1.2 + 0.02))
     ax.set_ylabel("fraction of pixels")
     ax.set_xlabel("class")
+    if num_classes > 6:
+        ax.tick_params(axis="x", labelrotation=30)
     if title:
         ax.set_title(title)
     fig.tight_layout()
@@ -491,7 +612,7 @@ def plot_history(history, metrics=None, title=None):
     return fig
 
 
-def plot_confusion_matrix(cm, class_names=None, normalize: bool = True, title=None):
+def plot_confusion_matrix(cm, class_names=None, normalize: bool = True, title=None, info=None):
     """Heat map of a confusion matrix (rows = truth, columns = prediction).
 
     Args:
@@ -500,10 +621,13 @@ def plot_confusion_matrix(cm, class_names=None, normalize: bool = True, title=No
         normalize: divide each row by its sum, so the diagonal is each class's recall
             (rows of absent classes stay blank); cells also show the counts.
         title: axes title.
+        info: a ``course_utils.datasets.DatasetInfo`` whose class names label the axes.
 
     Returns:
         Figure with the matrix axes and a colour bar.
     """
+    if class_names is None and info is not None:
+        class_names = info.class_names
     plt = _plt()
     cm = np.asarray(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:

@@ -111,3 +111,56 @@ def test_worker_processes_give_the_same_batches():
     single = _torch_batches(make_loader(images, masks, batch_size=3, augment=True, seed=4))
     workers = _torch_batches(make_loader(images, masks, batch_size=3, augment=True, seed=4, num_workers=2))
     _assert_same(single, workers)
+
+
+# ------------------------------------------------------------------ deterministic validation (issue 14)
+def _crop_rows(batches, images):
+    """The top row of each sample's crop inside its full image (found by matching the pixels)."""
+    rows = []
+    for x, _ in batches:
+        for sample in x:
+            for idx, full in enumerate(images):
+                hits = [r for r in range(full.shape[0] - sample.shape[0] + 1)
+                        for c in range(full.shape[1] - sample.shape[1] + 1)
+                        if np.array_equal(full[r:r + sample.shape[0], c:c + sample.shape[1]], sample)]
+                if hits:
+                    rows.append(hits[0])
+                    break
+    return rows
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_validation_crops_are_the_same_centre_crops_on_every_pass(shapes, framework):
+    images, masks = shapes
+    if framework == "keras":
+        make = lambda **kw: _keras_batches(make_dataset(images, masks, batch_size=4, crop_size=24, **kw))  # noqa: E731
+        loader = make_dataset(images, masks, batch_size=4, crop_size=24, shuffle=False)
+        passes = [_keras_batches(loader) for _ in range(3)]
+    else:
+        make = lambda **kw: _torch_batches(make_loader(images, masks, batch_size=4, crop_size=24, **kw))  # noqa: E731
+        loader = make_loader(images, masks, batch_size=4, crop_size=24, shuffle=False)
+        passes = [_torch_batches(loader) for _ in range(3)]
+    for other in passes[1:]:
+        _assert_same(passes[0], other)  # the same batches every pass (the old code cropped at random)
+    x0, y0 = passes[0][0]
+    assert np.array_equal(x0[0], images[0, 4:28, 4:28]) and np.array_equal(y0[0], masks[0, 4:28, 4:28])
+    # an explicit training=False also with shuffle=True is deterministic; training=True crops at random
+    val = make(shuffle=False, training=False)
+    _assert_same(passes[0], val)
+    rows = _crop_rows(make(shuffle=False, training=True, epoch=1), images[:10])
+    assert len(set(rows)) > 1
+    with pytest.raises(ValueError, match="augment=False"):
+        make(shuffle=False, training=False, augment=True)
+
+
+def test_info_gives_both_pipelines_the_data_sets_flips():
+    from course_utils.datasets import STREET
+
+    images = np.repeat(np.arange(32, dtype=np.float32)[None, :, None, None] / 32, 32, axis=2)
+    images = np.repeat(images, 3, axis=-1).repeat(4, axis=0)  # value = row index: up-down flips are visible
+    masks = np.repeat(np.arange(32)[None, :, None], 32, axis=2).repeat(4, axis=0)
+    for epoch in range(4):
+        k = _keras_batches(make_dataset(images, masks, 4, augment=True, info=STREET, epoch=epoch))
+        t = _torch_batches(make_loader(images, masks, 4, augment=True, info=STREET, epoch=epoch))
+        _assert_same(k, t)
+        assert np.all(k[0][1][:, 0] == 0)  # row 0 (sky) stays on top

@@ -180,3 +180,21 @@ def test_predict_refuses_bad_input_with_the_fix():
         train.predict(model, np.zeros((SIZE, SIZE, 1), "float32"))
     with pytest.raises(TypeError, match="255"):
         train.predict(model, np.zeros((1, SIZE, SIZE, 1), "uint8"))
+
+
+def test_fit_takes_steps_per_epoch_like_keras():
+    """A fixed budget of steps: 5 steps per epoch over a loader of 6 batches wraps into its next pass."""
+    seen = []
+
+    def counting_loss(logits, masks):
+        seen.append(len(masks))
+        return nn.functional.cross_entropy(logits, masks)
+
+    env.seed_everything(0)
+    model = tiny_model()
+    history = train.fit(model, make_loader(), None, counting_loss, torch.optim.SGD(model.parameters(), lr=0.01),
+                        epochs=3, num_classes=2, device="cpu", monitor="loss", progress=False, steps_per_epoch=5)
+    assert len(history["loss"]) == 3 and len(seen) == 15  # 3 x 5 steps, although one pass holds 6 batches
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        train.fit(model, make_loader(), None, counting_loss, torch.optim.SGD(model.parameters(), lr=0.01),
+                  epochs=1, num_classes=2, device="cpu", monitor="loss", progress=False, steps_per_epoch=0)

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from ..data import _ensure_dataset_arrays, epoch_order, prepare_sample
+from ..data import _ensure_dataset_arrays, _pipeline_options, epoch_order, prepare_sample
 
 __all__ = ["make_dataset"]
 
@@ -39,6 +39,8 @@ def make_dataset(
     seed: int = 0,
     repeat: bool = False,
     epoch: int = 0,
+    training: bool | None = None,
+    info=None,
 ):
     """A ``tf.data.Dataset`` of ``(images float32 (B, H, W, C), masks int32 (B, H, W))`` batches.
 
@@ -47,11 +49,16 @@ def make_dataset(
     shuffle:    a new order every epoch (``epoch_order``), reproducible from ``seed``.
     augment:    False, True (random flips and quarter turns) or a dict of ``augment_pair`` options,
                 e.g. ``{"elastic": True}``.
-    crop_size:  None or int / (h, w): a random crop per sample (then H, W of the batch = crop_size).
+    crop_size:  None or int / (h, w): a random crop per sample (then H, W of the batch = crop_size); the
+                centre crop when not training.
     repeat:     True -> endless (use ``steps_per_epoch`` in ``fit``); every pass is the next epoch.
     epoch:      the epoch number of the first pass (each further pass over the data set adds one).
+    training:   True -> random crops; False -> validation: centre crops (the same batches every pass) and no
+                augmentation. None (default) -> ``shuffle``, so ``shuffle=False`` gives deterministic crops.
+    info:       a ``course_utils.datasets.DatasetInfo``; with ``augment=True`` its flips/turns are used.
     """
     images, masks = _ensure_dataset_arrays(images, masks)
+    augment, training = _pipeline_options(augment, shuffle, training, info)
     _silence_fit_shuffle_warning()
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
@@ -73,7 +80,7 @@ def make_dataset(
 
     def load(pair):
         current, index = int(pair[0]), int(pair[1])
-        image, mask = prepare_sample(images[index], masks[index], seed, current, index, augment, crop_size)
+        image, mask = prepare_sample(images[index], masks[index], seed, current, index, augment, crop_size, training)
         return image.astype(np.float32), mask.astype(np.int32)
 
     def tf_load(pair):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..data import _ensure_dataset_arrays, epoch_order, prepare_sample
+from ..data import _ensure_dataset_arrays, _pipeline_options, epoch_order, prepare_sample
 
 __all__ = ["SegmentationDataset", "EpochSampler", "SegmentationLoader", "make_loader"]
 
@@ -24,14 +24,16 @@ class SegmentationDataset(Dataset):
     """Pairs of (image float32 (C, H, W), mask int64 (H, W)) tensors from NumPy arrays.
 
     images: NumPy float32 (N, H, W, C) in [0, 1] (NHWC, as everywhere in NumPy); masks: integer (N, H, W).
-    augment / crop_size: as in :func:`course_utils.data.prepare_sample`.
+    augment / crop_size / training: as in :func:`course_utils.data.prepare_sample` (``training=False``:
+    centre crops, the same every pass).
     seed: with ``epoch`` (see :meth:`set_epoch`) and the sample index, fixes each sample's augmentation.
     """
 
-    def __init__(self, images, masks, augment=False, crop_size=None, seed: int = 0):
+    def __init__(self, images, masks, augment=False, crop_size=None, seed: int = 0, training: bool = True):
         self.images, self.masks = _ensure_dataset_arrays(images, masks)
         self.augment = augment
         self.crop_size = crop_size
+        self.training = bool(training)
         self.seed = int(seed)
         self.epoch = 0
 
@@ -47,7 +49,8 @@ class SegmentationDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} is out of range for a data set of {len(self)} samples.")
         image, mask = prepare_sample(
-            self.images[index], self.masks[index], self.seed, self.epoch, index, self.augment, self.crop_size
+            self.images[index], self.masks[index], self.seed, self.epoch, index, self.augment, self.crop_size,
+            self.training,
         )
         image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))  # HWC -> CHW
         return image, torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64))
@@ -105,6 +108,8 @@ def make_loader(
     seed: int = 0,
     num_workers: int = 0,
     epoch: int = 0,
+    training: bool | None = None,
+    info=None,
 ) -> SegmentationLoader:
     """A DataLoader of ``(images float32 (B, C, H, W), masks int64 (B, H, W))`` batches.
 
@@ -112,10 +117,14 @@ def make_loader(
     images: NumPy float32 (N, H, W, C) in [0, 1]; masks: NumPy integer (N, H, W).
     num_workers: background processes that prepare batches (0 = in the main process).
     epoch: the epoch of the first pass; each further pass adds one (or call ``loader.set_epoch``).
+    training: True -> random crops; False -> validation: centre crops (the same batches every pass) and no
+        augmentation. None (default) -> ``shuffle``, so ``shuffle=False`` gives deterministic crops.
+    info: a ``course_utils.datasets.DatasetInfo``; with ``augment=True`` its flips/turns are used.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    dataset = SegmentationDataset(images, masks, augment=augment, crop_size=crop_size, seed=seed)
+    augment, training = _pipeline_options(augment, shuffle, training, info)
+    dataset = SegmentationDataset(images, masks, augment=augment, crop_size=crop_size, seed=seed, training=training)
     return SegmentationLoader(
         dataset,
         batch_size=batch_size,

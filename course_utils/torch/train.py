@@ -30,6 +30,7 @@ model) the score of the foreground class 1; otherwise the mean over classes.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 from pathlib import Path
@@ -131,12 +132,12 @@ def _check_batch(images, masks) -> None:
         )
 
 
-def _progress_bar(iterable, enabled: bool, description: str):
+def _progress_bar(iterable, enabled: bool, description: str, total=None):
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=description, leave=True, dynamic_ncols=True)
+    return tqdm(iterable, desc=description, leave=True, dynamic_ncols=True, total=total)
 
 
 def _binary_view(logits: torch.Tensor) -> torch.Tensor:
@@ -180,6 +181,7 @@ def train_one_epoch(
     channels_last: bool = False,
     progress: bool = False,
     description: str = "train",
+    steps: int | None = None,
 ) -> float:
     """Train ``model`` for one pass over ``loader``; return the mean loss per image.
 
@@ -195,6 +197,7 @@ def train_one_epoch(
         optimizer: a ``torch.optim`` optimizer over ``model``'s parameters.
         device: where to compute (None: where the model's parameters are).
         progress: show a progress bar with the running loss.
+        steps: stop after this many batches (None: one full pass over ``loader``).
 
     Returns:
         The loss averaged over all images of the epoch (a Python float).
@@ -203,7 +206,9 @@ def train_one_epoch(
     model.train()
     total = torch.zeros((), device=device)  # summed on the device: no GPU->CPU wait per step
     count = 0
-    bar = _progress_bar(loader, progress, description)
+    if steps is not None:
+        loader = itertools.islice(loader, int(steps))
+    bar = _progress_bar(loader, progress, description, total=steps)
     for step, (images, masks) in enumerate(bar if bar is not None else loader):
         if step == 0:
             _check_batch(images, masks)
@@ -317,6 +322,17 @@ def load_checkpoint(model, path):
 
 
 # ----------------------------------------------------------------------------- fit
+def _endless(loader):
+    """Batches of ``loader`` for ever: each new pass is the loader's next epoch (new order and augmentation)."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("the training loader yielded no batches: check the data set size and batch_size.")
+
+
 def fit(
     model,
     train_loader,
@@ -333,6 +349,7 @@ def fit(
     amp="auto",
     channels_last="auto",
     progress: bool = True,
+    steps_per_epoch: int | None = None,
 ) -> dict:
     """Train ``model`` for up to ``epochs`` epochs; return a Keras-like history dict.
 
@@ -359,6 +376,10 @@ def fit(
         amp: mixed precision; "auto" = on only on CUDA.
         channels_last: NHWC memory layout (faster convolutions on tensor cores); "auto" = on only on CUDA.
         progress: show a tqdm bar per epoch.
+        steps_per_epoch: batches per epoch, as in Keras's ``model.fit`` (None: one pass over
+            ``train_loader``). The batches come from one stream that restarts ``train_loader`` (its next
+            epoch) whenever it runs out, so ``epochs * steps_per_epoch`` is a fixed budget of steps
+            whatever the data set size.
 
     Returns:
         ``{"loss": [...], "val_loss": [...], "val_dice": [...], "val_iou": [...]}``,
@@ -366,6 +387,10 @@ def fit(
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
+    if steps_per_epoch is not None and (isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int)
+                                        or steps_per_epoch < 1):
+        raise ValueError(f"steps_per_epoch must be a positive integer or None, got {steps_per_epoch!r}.")
+    train_batches = train_loader if steps_per_epoch is None else _endless(train_loader)
     valid_monitors = ("loss",) if val_loader is None else ("loss", "val_loss", "val_dice", "val_iou")
     if monitor not in valid_monitors:
         raise ValueError(
@@ -388,7 +413,7 @@ def fit(
 
     for epoch in range(1, epochs + 1):
         train_loss = train_one_epoch(
-            model, train_loader, loss_fn, optimizer, device,
+            model, train_batches, loss_fn, optimizer, device, steps=steps_per_epoch,
             scaler=scaler, amp=use_amp, channels_last=use_channels_last,
             progress=progress, description=f"Epoch {epoch}/{epochs}",
         )

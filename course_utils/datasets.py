@@ -1,0 +1,481 @@
+"""A data set's description in one place: class names, colours, ignore label, which flips make sense.
+
+:class:`DatasetInfo` is what the loader (``data.load_folder(info=...)``), both input pipelines
+(``make_loader`` / ``make_dataset(info=...)``), the report (``metrics.segmentation_report(info=...)``) and
+the figures (``viz.show_samples(info=...)`` and friends) take, so that a data set's facts are written once:
+
+>>> from course_utils import datasets
+>>> datasets.SHAPES.class_names
+('background', 'disc', 'square', 'triangle')
+
+Defaults exist for the course's data sets (:data:`SHAPES`, :data:`MEMBRANES`, :data:`PETS`); for your own
+folder :func:`describe_folder` builds one from what is in the masks (class-index PNGs, 0/255 binary masks,
+or RGB colour-coded masks with a label-map file) and says what it found. :func:`make_example_folder`
+writes small example folders in each layout (lecture 10 and the tests use them).
+
+Shapes: images (N, H, W, C) float32 in [0, 1], masks (N, H, W) int64 class indices, as everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DatasetInfo",
+    "SHAPES",
+    "MEMBRANES",
+    "PETS",
+    "STREET",
+    "LAYOUTS",
+    "read_palette",
+    "write_palette",
+    "palette_mapping",
+    "detect_layout",
+    "describe_folder",
+    "convert_masks",
+    "make_example_folder",
+]
+
+#: Names that mark the void / "don't care" entry of a label-map file.
+VOID_NAMES = ("void", "ignore", "ignored", "unlabeled", "unlabelled", "don't care", "dontcare", "none")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the course's functions need to know about a data set.
+
+    name:         for titles and messages.
+    class_names:  one name per class index 0..K-1 (K = ``num_classes``).
+    colors:       one RGB colour per class (floats in [0, 1] or 0..255), or None for the course palette.
+    ignore_index: the void / "don't care" label (e.g. 255), left out of losses and scores; None if none.
+    background:   the class drawn dark and left uncoloured in overlays (usually 0), or None when no class is
+                  background (street scenes: class 0 may be sky).
+    hflip, vflip, rotate90, elastic: which augmentations fit the data (see ``data.augment_pair``). Data with
+                  an "up" (street scenes, pets, faces) must not be flipped up-down or turned.
+    mask_mapping: stored mask value (or RGB tuple) -> class index, for masks that are not class indices
+                  (0/255 masks, colour-coded masks); None when the masks already hold class indices.
+    why:          one sentence on why these augmentations (shown by ``str(info)``).
+    """
+
+    name: str
+    class_names: tuple
+    colors: tuple | None = None
+    ignore_index: int | None = None
+    background: int | None = 0
+    hflip: bool = True
+    vflip: bool = True
+    rotate90: bool = True
+    elastic: bool = False
+    mask_mapping: dict | None = dataclasses.field(default=None, hash=False, compare=False)
+    why: str = ""
+
+    def __post_init__(self):
+        names = tuple(str(n) for n in self.class_names)
+        object.__setattr__(self, "class_names", names)
+        if len(names) < 1:
+            raise ValueError("DatasetInfo needs at least one class name.")
+        if self.colors is not None:
+            colors = tuple(tuple(float(v) for v in c[:3]) for c in self.colors)
+            if len(colors) != len(names):
+                raise ValueError(f"DatasetInfo {self.name!r}: {len(colors)} colours for {len(names)} classes: "
+                                 "give one colour per class (or colors=None for the course palette).")
+            object.__setattr__(self, "colors", colors)
+        if self.ignore_index is not None and 0 <= self.ignore_index < len(names):
+            raise ValueError(f"DatasetInfo {self.name!r}: ignore_index={self.ignore_index} is one of the classes "
+                             f"0..{len(names) - 1}; use a value outside them, e.g. 255.")
+        if self.background is not None and not 0 <= self.background < len(names):
+            raise ValueError(f"DatasetInfo {self.name!r}: background={self.background} is not a class index.")
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of classes (the ignore label is not a class)."""
+        return len(self.class_names)
+
+    def augment_options(self) -> dict:
+        """Keyword arguments for ``data.augment_pair`` (and ``augment=`` of both pipelines)."""
+        return {"hflip": self.hflip, "vflip": self.vflip, "rotate90": self.rotate90, "elastic": self.elastic}
+
+    def palette(self):
+        """The colours the figures use, float32 (K, 3) (``viz.palette_colors``)."""
+        from . import viz
+
+        return viz.palette_colors(self.num_classes, info=self)
+
+    def replace(self, **changes) -> "DatasetInfo":
+        """A copy with some fields changed, e.g. ``PETS.replace(elastic=True)``."""
+        return dataclasses.replace(self, **changes)
+
+    def __str__(self) -> str:
+        flips = [n for n, on in (("left-right flips", self.hflip), ("up-down flips", self.vflip),
+                                 ("quarter turns", self.rotate90), ("elastic", self.elastic)) if on]
+        lines = [
+            f"DatasetInfo {self.name!r}: {self.num_classes} classes",
+            "  classes: " + ", ".join(f"{i} {n}" for i, n in enumerate(self.class_names)),
+            f"  ignore label: {self.ignore_index if self.ignore_index is not None else 'none'}; background class: "
+            f"{self.class_names[self.background] if self.background is not None else 'none'}",
+            "  augmentation: " + (", ".join(flips) if flips else "none") + (f" ({self.why})" if self.why else ""),
+        ]
+        if self.mask_mapping is not None:
+            shown = list(self.mask_mapping.items())
+            lines.append(f"  mask mapping: {dict(shown[:6])}" + (" ..." if len(shown) > 6 else ""))
+        return "\n".join(lines)
+
+
+SHAPES = DatasetInfo(
+    "synthetic shapes", ("background", "disc", "square", "triangle"),
+    why="shapes have no up or down: every flip and turn gives another valid scene",
+)
+MEMBRANES = DatasetInfo(
+    "ISBI 2012 membranes", ("cell", "membrane"), elastic=True,
+    why="EM slices have no orientation; elastic deformation as in the U-Net paper",
+)
+PETS = DatasetInfo(
+    "Oxford-IIIT Pet trimaps", ("background", "pet", "border"), vflip=False, rotate90=False,
+    why="photos have an up: pets stand on their feet, so left-right flips only",
+)
+#: The generated street scenes of :func:`make_example_folder` (layouts "index" and "rgb").
+STREET = DatasetInfo(
+    "generated street scenes",
+    ("sky", "building", "road", "sidewalk", "vegetation", "car", "person"),
+    colors=((70, 130, 180), (70, 70, 70), (128, 64, 128), (244, 35, 232), (107, 142, 35), (0, 0, 142),
+            (220, 20, 60)),  # the Cityscapes colours of these classes
+    ignore_index=255, background=None, vflip=False, rotate90=False,
+    why="sky is on top and the road at the bottom: an upside-down street never occurs, so left-right flips only",
+)
+_BINARY = DatasetInfo("generated cells (0/255 masks)", ("background", "cell"), mask_mapping={0: 0, 255: 1},
+                      why="cells under a microscope have no orientation")
+
+LAYOUTS = ("index", "binary", "rgb")
+
+
+# =========================================================================== label-map (palette) files
+def read_palette(path):
+    """Read a label-map file -> ``(class_names, colours, void_colours)``.
+
+    Two formats:
+
+    * CVAT / many annotation tools, ``labelmap.txt``: one ``name:r,g,b::`` line per class
+      (``#`` comments allowed); also plain ``name,r,g,b`` lines.
+    * JSON: ``{"sky": [70, 130, 180], "road": [128, 64, 128], ...}`` in class order.
+
+    Entries named void / ignore / unlabeled / "don't care" are returned in ``void_colours`` (their pixels
+    become the ignore label), not as classes. Colours are 0..255 integer tuples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No label-map file at {path}: pass the file that lists each class and its colour.")
+    entries = []
+    if path.suffix.lower() == ".json":
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object {{name: [r, g, b], ...}}.")
+        entries = [(str(k), v) for k, v in data.items()]
+    else:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if ":" in line:
+                name, _, rest = line.partition(":")
+                colour = rest.split(":")[0]
+            else:
+                name, _, colour = line.partition(",")
+            try:
+                rgb = [int(v) for v in re.split(r"[,\s]+", colour.strip()) if v]
+            except ValueError:
+                rgb = []
+            if len(rgb) != 3:
+                raise ValueError(f"{path}, line {number}: {line!r} is not 'name:r,g,b::' or 'name,r,g,b'.")
+            entries.append((name.strip(), rgb))
+    names, colours, void = [], [], []
+    for name, rgb in entries:
+        rgb = tuple(int(v) for v in rgb)
+        if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+            raise ValueError(f"{path}: the colour of {name!r} must be three integers 0..255, got {rgb}.")
+        if rgb in colours or rgb in void:
+            raise ValueError(f"{path}: colour {rgb} is listed twice; every class needs its own colour.")
+        (void if name.lower() in VOID_NAMES else colours).append(rgb)
+        if name.lower() not in VOID_NAMES:
+            names.append(name)
+    if not names:
+        raise ValueError(f"{path} lists no classes.")
+    return tuple(names), tuple(colours), tuple(void)
+
+
+def write_palette(path, class_names, colors, void_colors=((0, 0, 0),)) -> Path:
+    """Write a CVAT-style ``labelmap.txt`` (``name:r,g,b::`` lines; void entries named "void")."""
+    path = Path(path)
+    lines = ["# label:color_rgb:parts:actions"]
+    for rgb in void_colors:
+        lines.append("void:" + ",".join(str(int(v)) for v in rgb) + "::")
+    for name, rgb in zip(class_names, colors):
+        lines.append(f"{name}:" + ",".join(str(int(v)) for v in rgb) + "::")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def palette_mapping(palette, ignore_index: int = 255) -> dict:
+    """``{(r, g, b): class_index}`` for ``load_folder(mask_mapping=...)`` from a label-map file.
+
+    palette: a path (see :func:`read_palette`) or ``(class_names, colours, void_colours)``.
+    Void colours map to ``ignore_index``.
+    """
+    names, colours, void = read_palette(palette) if isinstance(palette, (str, Path)) else palette
+    mapping = {tuple(int(v) for v in rgb): i for i, rgb in enumerate(colours)}
+    mapping.update({tuple(int(v) for v in rgb): int(ignore_index) for rgb in void})
+    return mapping
+
+
+# =========================================================================== looking at a folder
+def _mask_files(masks_dir: Path):
+    from .data import _list_files, _natural_key
+
+    files = _list_files(masks_dir)
+    return [files[k] for k in sorted(files, key=_natural_key)]
+
+
+def detect_layout(masks_dir, max_files: int = 20) -> str:
+    """"index" (class-index PNGs), "binary" (0/255 black-and-white) or "rgb" (colour-coded), from the files."""
+    from .data import _read_mask
+
+    values, colour = set(), False
+    for path in _mask_files(Path(masks_dir))[:max_files]:
+        mask = _read_mask(path)
+        if mask.ndim == 3:
+            colour = True
+            break
+        values.update(np.unique(mask).tolist())
+    if colour:
+        return "rgb"
+    if values <= {0, 255} and 255 in values:
+        return "binary"
+    return "index"
+
+
+def describe_folder(images_dir, masks_dir, name: str | None = None, class_names=None, palette_file=None,
+                    ignore_index: int | None = None, hflip: bool = True, vflip: bool = True, rotate90: bool = True,
+                    elastic: bool = False, verbose: bool = True):
+    """Look at a folder of masks and build its :class:`DatasetInfo`; returns ``(info, report)``.
+
+    The layout is detected (:func:`detect_layout`):
+
+    * "index": the masks hold class indices. A value far beyond the others (e.g. 255 next to 0..10)
+      becomes the ignore label, and the report says so (pass ``ignore_index`` to choose it yourself);
+    * "binary": 0/255 masks -> ``mask_mapping={0: 0, 255: 1}``, classes "background", "foreground";
+    * "rgb": colour-coded masks -> needs ``palette_file`` (a label-map file, :func:`read_palette`; a
+      ``labelmap.txt`` / ``palette.json`` next to the two folders is found by itself); void colours -> 255.
+
+    ``report`` is the ``data.inspect_masks`` report of the class-index masks (classes present, class
+    frequencies, the void label, problems). With ``verbose`` both are printed. Pass the augmentation
+    flags that fit your data (see :class:`DatasetInfo`); they are not guessed from the masks.
+    """
+    from . import data as D
+
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    layout = detect_layout(masks_dir)
+    mapping, colours = None, None
+    if layout == "rgb":
+        if palette_file is None:
+            for parent in {masks_dir.parent, images_dir.parent}:
+                for candidate in ("labelmap.txt", "palette.json", "palette.txt", "labels.txt"):
+                    if (parent / candidate).is_file():
+                        palette_file = parent / candidate
+                        break
+        if palette_file is None:
+            raise ValueError(
+                f"The masks in {masks_dir} are colour-coded (RGB): pass palette_file=... (a label-map file with "
+                "'name:r,g,b::' lines, as CVAT exports it, or a JSON {name: [r, g, b]}) so that colours become classes."
+            )
+        names, colours, void = read_palette(palette_file)
+        ignore_index = 255 if ignore_index is None and void else ignore_index
+        mapping = palette_mapping((names, colours, void), ignore_index if ignore_index is not None else 255)
+        class_names = names if class_names is None else class_names
+    elif layout == "binary":
+        mapping = {0: 0, 255: 1}
+        class_names = ("background", "foreground") if class_names is None else class_names
+    if layout == "index":
+        masks = _raw_index_masks(masks_dir)
+    else:
+        _, masks = D.load_folder(images_dir, masks_dir, len(class_names), mask_mapping=mapping,
+                                 ignore_index=ignore_index)
+    report = D.inspect_masks(masks, num_classes=len(class_names) if class_names is not None else None,
+                             class_names=class_names, ignore_index=ignore_index)
+    if layout == "index" and ignore_index is None and report.void_candidate is not None:
+        ignore_index = report.void_candidate
+        report.notes.append(f"describe_folder chose ignore_index={ignore_index} (the void label); pass ignore_index "
+                            "yourself to decide otherwise.")
+    if class_names is None:
+        valid = [v for v in report.values if v != ignore_index]
+        class_names = tuple(f"class {i}" for i in range(int(max(valid)) + 1)) if valid else ("class 0",)
+        report = _redo_report(masks, class_names, ignore_index, report.notes)
+    info = DatasetInfo(
+        name or images_dir.parent.name, tuple(class_names), colors=colours, ignore_index=ignore_index,
+        background=0 if layout == "binary" else None, hflip=hflip, vflip=vflip, rotate90=rotate90,
+        elastic=elastic, mask_mapping=mapping,
+    )
+    if verbose:
+        print(f"layout: {layout} ({len(_mask_files(masks_dir))} masks in {masks_dir.name}/)")
+        print(info)
+        print(report)
+    return info, report
+
+
+def _raw_index_masks(masks_dir: Path) -> np.ndarray:
+    from .data import _read_mask
+
+    masks = [_read_mask(p) for p in _mask_files(masks_dir)]
+    shapes = {m.shape for m in masks}
+    if len(shapes) > 1:
+        raise ValueError(f"The masks in {masks_dir} have different sizes {sorted(shapes)[:3]}: resize them first.")
+    return np.stack(masks).astype(np.int64)
+
+
+def _redo_report(masks, class_names, ignore_index, notes):
+    from . import data as D
+
+    report = D.inspect_masks(masks, num_classes=len(class_names), class_names=class_names, ignore_index=ignore_index)
+    report.notes[:0] = [n for n in notes if n not in report.notes]
+    return report
+
+
+def convert_masks(masks_dir, out_dir, mask_mapping, ignore_index: int = 255) -> Path:
+    """Write class-index PNG copies of the masks in ``masks_dir`` (0/255 or colour-coded) into ``out_dir``.
+
+    mask_mapping: stored value (or (r, g, b)) -> class index, e.g. ``palette_mapping("labelmap.txt")``.
+    Writes only new files inside ``out_dir`` (created if needed; it must differ from ``masks_dir``, and an
+    existing file is never overwritten). Masks are saved as 8-bit PNG, so class indices must be < 256.
+    Returns ``out_dir``.
+    """
+    from PIL import Image
+
+    from .data import _apply_mapping, _read_mask
+
+    masks_dir, out_dir = Path(masks_dir).resolve(), Path(out_dir).resolve()
+    if out_dir == masks_dir:
+        raise ValueError("convert_masks: out_dir must differ from masks_dir (the originals are never replaced).")
+    if any(int(v) > 255 or int(v) < 0 for v in mask_mapping.values()) or ignore_index > 255:
+        raise ValueError("convert_masks writes 8-bit PNGs: class indices and ignore_index must be 0..255.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in _mask_files(masks_dir):
+        target = (out_dir / (path.stem + ".png")).resolve()
+        if target.parent != out_dir:
+            raise ValueError(f"convert_masks: {target} would lie outside {out_dir}.")
+        if target.exists():
+            raise FileExistsError(f"{target} exists already: convert into an empty folder (nothing is overwritten).")
+        raw = _read_mask(path)
+        index = _apply_mapping(raw[None], mask_mapping, masks_dir)[0]
+        Image.fromarray(index.astype(np.uint8)).save(target)
+    return out_dir
+
+
+# =========================================================================== example folders
+def _street_scene(rng, size: int):
+    """One generated street scene: image float (S, S, 3) and mask int (S, S) with STREET's classes + 255."""
+    S = size
+    yy, xx = np.mgrid[0:S, 0:S]
+    mask = np.zeros((S, S), np.int64)  # sky
+    horizon = int(rng.uniform(0.35, 0.5) * S)
+    # buildings: rectangles standing on the horizon
+    x = 0
+    while x < S:
+        w = int(rng.uniform(0.12, 0.3) * S)
+        top = int(rng.uniform(0.05, 0.3) * S)
+        if rng.random() < 0.8:
+            mask[top:horizon, x:x + w] = 1
+        x += w
+    # vegetation: a few round trees in front of the buildings
+    for _ in range(rng.integers(1, 4)):
+        cx, cy, r = rng.uniform(0, S), rng.uniform(0.25, 0.45) * S, rng.uniform(0.05, 0.1) * S
+        mask[((yy - cy) ** 2 + (xx - cx) ** 2 < r * r) & (yy < horizon + 2)] = 4
+    # ground: road in a trapezoid towards the viewer, sidewalks left and right
+    below = yy >= horizon
+    t = (yy - horizon) / max(S - horizon, 1)
+    centre = S * rng.uniform(0.4, 0.6)
+    half = S * (0.08 + 0.45 * t)
+    road = below & (np.abs(xx - centre) <= half)
+    mask[below] = 3
+    mask[road] = 2
+    # cars on the road, people on the sidewalk (larger when nearer)
+    for _ in range(rng.integers(1, 4)):
+        ty = rng.uniform(0.15, 0.8)
+        y = horizon + ty * (S - horizon)
+        scale = 0.06 + 0.12 * ty
+        cx = centre + rng.uniform(-0.6, 0.6) * S * (0.08 + 0.45 * ty)
+        h, w = scale * S * 0.6, scale * S * 1.2
+        mask[(np.abs(yy - (y - h / 2)) <= h / 2) & (np.abs(xx - cx) <= w / 2)] = 5
+    for _ in range(rng.integers(0, 3)):
+        ty = rng.uniform(0.1, 0.8)
+        y = horizon + ty * (S - horizon)
+        side = rng.choice([-1, 1])
+        cx = centre + side * (S * (0.08 + 0.45 * ty) + rng.uniform(2, 8))
+        h, w = (0.1 + 0.2 * ty) * S, max(2.0, (0.025 + 0.03 * ty) * S)
+        mask[(np.abs(yy - (y - h / 2)) <= h / 2) & (np.abs(xx - cx) <= w / 2)] = 6
+    # void: the ego car's bonnet at the bottom edge and a frame of unlabelled pixels at one side
+    mask[yy > S - 1 - int(0.06 * S) - 2 * np.sin(np.pi * xx / S)] = 255
+    if rng.random() < 0.5:
+        mask[:, : int(rng.uniform(0.02, 0.05) * S)] = 255
+    # image: per-class colours, texture and noise; the sky gets a vertical gradient
+    base = np.array([(0.55, 0.70, 0.90), (0.45, 0.42, 0.40), (0.35, 0.33, 0.36), (0.62, 0.55, 0.52),
+                     (0.25, 0.50, 0.20), (0.75, 0.15, 0.12), (0.85, 0.70, 0.25)], np.float32)
+    jitter = rng.uniform(-0.08, 0.08, size=base.shape).astype(np.float32)
+    colours = np.clip(base + jitter, 0, 1)
+    image = colours[np.where(mask == 255, 2, np.minimum(mask, 6))]
+    image[mask == 255] = (0.12, 0.12, 0.14)  # bonnet / frame: dark
+    image[mask == 0] += ((0.25 * (yy[mask == 0] / S)))[:, None].astype(np.float32)
+    window = (mask == 1) & ((yy // 4 + xx // 5) % 3 == 0)
+    image[window] *= 0.7
+    image += rng.normal(0, 0.04, size=image.shape).astype(np.float32)
+    return np.clip(image, 0, 1).astype(np.float32), mask
+
+
+def make_example_folder(path, layout: str = "index", n: int = 24, size: int = 64, seed: int = 0) -> Path:
+    """Write a small example data set in one of the common mask layouts; returns ``path``.
+
+    layout:
+      "index":  street scenes, ``masks/*.png`` hold class indices 0..6 (:data:`STREET`) and 255 = void;
+      "binary": cells on a textured background, ``masks/*.png`` are black/white 0/255;
+      "rgb":    the street scenes with colour-coded masks (Cityscapes colours) and a ``labelmap.txt``
+                (CVAT format; void = black).
+    Writes ``path/images/scene_000.png``, ``path/masks/scene_000.png`` ... (and ``path/labelmap.txt``)
+    and nothing outside ``path``; existing files of the same names are replaced, others are left alone.
+    """
+    from PIL import Image
+
+    from .data import make_shapes
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}.")
+    if n < 1 or size < 32:
+        raise ValueError(f"make_example_folder needs n >= 1 and size >= 32, got n={n}, size={size}.")
+    root = Path(path).resolve()
+    images_dir, masks_dir = root / "images", root / "masks"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    masks_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    if layout == "binary":
+        images, masks = make_shapes(n, size=size, num_classes=2, seed=seed)
+        masks = masks.astype(np.uint8) * 255
+    else:
+        pairs = [_street_scene(rng, size) for _ in range(n)]
+        images = np.stack([p[0] for p in pairs])
+        masks = np.stack([p[1] for p in pairs])
+    colours = np.array(STREET.colors, np.uint8)
+    for i in range(n):
+        stem = f"scene_{i:03d}"
+        Image.fromarray((images[i] * 255 + 0.5).astype(np.uint8)).save(images_dir / f"{stem}.png")
+        if layout == "rgb":
+            rgb = np.zeros(masks[i].shape + (3,), np.uint8)  # void stays black
+            valid = masks[i] != 255
+            rgb[valid] = colours[masks[i][valid]]
+            Image.fromarray(rgb).save(masks_dir / f"{stem}.png")
+        else:
+            Image.fromarray(masks[i].astype(np.uint8)).save(masks_dir / f"{stem}.png")
+    if layout == "rgb":
+        write_palette(root / "labelmap.txt", STREET.class_names, colours.tolist(), void_colors=((0, 0, 0),))
+    return root
