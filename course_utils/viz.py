@@ -616,7 +616,6 @@ def _wrap_label(text, width: int = 12) -> str:
 
 def _tick_labels_overlap(fig, ax, pad: float = 2.0) -> bool:
     """True when two neighbouring x tick labels of ``ax`` overlap (or come closer than ``pad`` pixels)."""
-    renderer = fig.canvas.get_renderer()
-    boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]   # any canvas (inline, Agg)
     boxes.sort(key=lambda b: b.x0)
     return any(left.x1 + pad > right.x0 for left, right in zip(boxes, boxes[1:]))
