@@ -808,21 +808,39 @@ def class_frequencies(masks, num_classes: int, ignore_index: int | None = None):
 
 
 def class_weights(masks, num_classes: int, method: str = "inverse_frequency", ignore_index: int | None = None):
-    """Per-class loss weights, float32 (C,), from the class frequencies f_c of ``masks``.
+    """Per-class loss weights, float32 (C,), for masks ``(N, H, W)`` (or one mask ``(H, W)``).
 
-    "inverse_frequency": w_c = 1 / (K f_c) with K the number of classes present, so the pixel-weighted
-    mean weight is 1. "median_frequency": w_c = median(f) / f_c (Eigen & Fergus 2015).
-    A class that never occurs gets weight 0 (it contributes no pixels anyway).
+    "inverse_frequency": w_c = 1 / (K f_c), with f_c the fraction of all pixels that are class c and
+    K the number of classes present, so the pixel-weighted mean weight is 1.
+
+    "median_frequency" (Eigen & Fergus 2015): w_c = median(freq) / freq_c, where freq_c is the number of
+    pixels of class c divided by the number of pixels *in the images where c is present*, and the median
+    is taken over the classes present. A rare class that is large where it occurs (present in few images)
+    gets a smaller weight than under inverse frequency; when every class occurs in every image, freq_c =
+    f_c and the weights are inverse frequency times a constant.
+
+    A class that never occurs gets weight 0 (it contributes no pixels anyway). ``ignore_index`` pixels
+    are left out of every count.
     """
+    if method not in ("inverse_frequency", "median_frequency"):
+        raise ValueError(f"Unknown method {method!r}: use 'inverse_frequency' or 'median_frequency'.")
     freqs = class_frequencies(masks, num_classes, ignore_index)
     present = freqs > 0
     weights = np.zeros(num_classes, dtype=np.float64)
     if method == "inverse_frequency":
         weights[present] = 1.0 / (present.sum() * freqs[present])
-    elif method == "median_frequency":
-        weights[present] = np.median(freqs[present]) / freqs[present]
-    else:
-        raise ValueError(f"Unknown method {method!r}: use 'inverse_frequency' or 'median_frequency'.")
+        return weights.astype(np.float32)
+    arr = np.asarray(masks)
+    arr = arr[None] if arr.ndim == 2 else arr                                     # one mask = a batch of one
+    arr = arr.reshape(len(arr), -1).astype(np.int64)                              # (N, H * W)
+    valid = np.ones(arr.shape, bool) if ignore_index is None else arr != ignore_index
+    counts = np.stack([np.bincount(row[ok], minlength=num_classes)[:num_classes] for row, ok in zip(arr, valid)])
+    pixels = valid.sum(axis=1).astype(np.float64)                                 # (N,) valid pixels per image
+    class_pixels = counts.sum(axis=0).astype(np.float64)                          # (C,)
+    image_pixels = ((counts > 0) * pixels[:, None]).sum(axis=0)                   # (C,) pixels of images with c
+    freq = np.zeros(num_classes)
+    freq[present] = class_pixels[present] / image_pixels[present]
+    weights[present] = np.median(freq[present]) / freq[present]
     return weights.astype(np.float32)
 
 

@@ -153,15 +153,18 @@ def gpu_name() -> str | None:
 
 def describe() -> str:
     """One paragraph on where and how this notebook runs."""
+    gpu = gpu_name()
     lines = [
         f"Python {platform.python_version()} on {platform.system()} "
         f"({'Colab' if in_colab() else 'local'})",
-        f"Mode: {'FAST (small sizes for CPU/tests)' if is_fast() else 'FULL (sizes for a GPU)'}"
-        f" - set {FAST_ENV_VAR}=1 for fast mode",
+        f"Mode: FAST (small sizes for CPU/tests; unset {FAST_ENV_VAR} for full mode)" if is_fast()
+        else f"Mode: FULL (sizes for a GPU; set {FAST_ENV_VAR}=1 for fast mode)",
         f"Data folder: {data_dir()}",
-        f"GPU: {gpu_name() or 'none found - training runs on the CPU'}",
+        f"GPU: {gpu or 'none found - training runs on the CPU'}",
     ]
-    if in_colab() and gpu_name() is None:
+    if gpu is None and not is_fast():
+        lines.append(f"Without a GPU, full mode trains for a long time: use fast mode ({FAST_ENV_VAR}=1).")
+    if in_colab() and gpu is None:
         lines.append("On Colab, choose Runtime > Change runtime type > GPU for full mode.")
     for framework, device in device_report().items():
         lines.append(f"{framework} computes on: {device}")

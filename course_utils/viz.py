@@ -436,12 +436,13 @@ def show_samples(images, masks, num_classes: int | None = None, class_names=None
 
 def show_predictions(images, masks_true, masks_pred, num_classes: int | None = None, class_names=None, n: int = 4,
                      title=None, positive_class: int | None = None, ignore_index: int | None = None, palette=None,
-                     info=None):
+                     info=None, score_class: int | None = None):
     """Rows of image | truth | prediction | error map for the first ``n`` samples.
 
     The error map colours false positives red, false negatives blue and wrong
-    foreground classes yellow (see :func:`error_map`); each row's title gives its
-    mean Dice.
+    foreground classes yellow (see :func:`error_map`). Under each prediction: its
+    Dice, the mean over the ``num_classes`` classes ("mean Dice of 2 classes"), or
+    with ``score_class`` the Dice of that one class ("membrane Dice").
 
     Args:
         images: ``(N, H, W, C)`` or one ``(H, W, C)``.
@@ -454,6 +455,7 @@ def show_predictions(images, masks_true, masks_pred, num_classes: int | None = N
         positive_class: for the error map (default: class 0 is background).
         ignore_index: true label drawn as "ignored".
         palette, info: see :func:`palette_colors` (``info`` also gives num_classes, names, ignore label).
+        score_class: label each prediction with this class's Dice instead of the mean.
 
     Returns:
         Figure with ``4 * n`` image axes.
@@ -469,14 +471,22 @@ def show_predictions(images, masks_true, masks_pred, num_classes: int | None = N
     images, masks_true, masks_pred = _batch(images, masks_true, masks_pred)
     n = max(1, min(n, len(images)))
     fig, axes = plt.subplots(n, 4, figsize=(11, 3.15 * n + 0.9), squeeze=False)
+    names = _class_names(num_classes, class_names)
+    if score_class is not None and not 0 <= score_class < num_classes:
+        raise ValueError(f"score_class={score_class} is not a class of 0..{num_classes - 1}: pass one of them or None.")
     for i in range(n):
-        dice = metrics.mean_dice(masks_true[i], masks_pred[i], num_classes, ignore_index=ignore_index)
+        if score_class is None:
+            dice = metrics.mean_dice(masks_true[i], masks_pred[i], num_classes, ignore_index=ignore_index)
+            score = f"mean Dice of {num_classes} classes {dice:.3f}"
+        else:
+            dice = metrics.dice_per_class(masks_true[i], masks_pred[i], num_classes, ignore_index=ignore_index)
+            score = f"{names[score_class]} Dice {dice[score_class]:.3f}"
         _show(axes[i, 0], images[i], "image" if i == 0 else None)
         _show(axes[i, 1], colorize_mask(masks_true[i], num_classes, ignore_index, palette, info),
               "truth" if i == 0 else None)
         _show(axes[i, 2], colorize_mask(masks_pred[i], num_classes, palette=palette, info=info),
               "prediction" if i == 0 else None)
-        axes[i, 2].set_xlabel(f"mean Dice {dice:.3f}", fontsize=9)
+        axes[i, 2].set_xlabel(score, fontsize=9)
         _show(axes[i, 3], error_map(masks_true[i], masks_pred[i], positive_class, ignore_index),
               "error map" if i == 0 else None)
         axes[i, 0].set_ylabel(f"sample {i}", fontsize=9)
@@ -707,11 +717,29 @@ def compare_bar_chart(table, title=None, ylabel="score"):
     flat = flat[np.isfinite(flat)]
     if flat.size and flat.min() >= 0 and flat.max() <= 1:
         ax.set_ylim(0, 1.1)
-    ax.set_xticks(x, [str(c) for c in categories])
+    ax.set_xticks(x, [_wrap_label(c) for c in categories])
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
+    if _tick_labels_overlap(fig, ax):            # still too wide after wrapping: turn them upright
+        for label in ax.get_xticklabels():
+            label.set_rotation(90)
+        fig.tight_layout()
     return fig
+
+
+def _wrap_label(text, width: int = 12) -> str:
+    """Break a tick label into lines of at most ``width`` characters (at spaces)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(text), width=width, break_long_words=False)) or str(text)
+
+
+def _tick_labels_overlap(fig, ax, pad: float = 2.0) -> bool:
+    """True when two neighbouring x tick labels of ``ax`` overlap (or come closer than ``pad`` pixels)."""
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]   # any canvas (inline, Agg)
+    boxes.sort(key=lambda b: b.x0)
+    return any(left.x1 + pad > right.x0 for left, right in zip(boxes, boxes[1:]))

@@ -256,6 +256,37 @@ def test_one_hot_class_frequencies_and_weights():
         D.class_weights(masks, 3, method="magic")
 
 
+def test_median_frequency_weights_count_only_images_where_the_class_occurs():
+    # hand-computed (Eigen & Fergus): freq_c = pixels of c / pixels of the images that contain c
+    masks = np.array([[[0, 0], [0, 1]],      # class 0: 3, class 1: 1
+                      [[0, 0], [1, 1]],      # class 0: 2, class 1: 2
+                      [[2, 2], [2, 0]]])     # class 0: 1, class 2: 3
+    # freq_0 = 6/12 = 0.5, freq_1 = 3/8 = 0.375 (images 0 and 1), freq_2 = 3/4 = 0.75 (image 2 only)
+    # median(0.5, 0.375, 0.75) = 0.5 -> w = 0.5/0.5, 0.5/0.375, 0.5/0.75
+    w = D.class_weights(masks, 3, method="median_frequency")
+    assert w.dtype == np.float32 and np.allclose(w, [1.0, 4 / 3, 2 / 3])
+    # inverse frequency sees f = (0.5, 0.25, 0.25) and weighs classes 1 and 2 alike; median frequency
+    # gives the class that is large where it occurs (2) less weight than the one spread thin (1)
+    assert np.allclose(D.class_weights(masks, 3), [2 / 3, 4 / 3, 4 / 3])
+    # ignore_index pixels are left out of both counts
+    ignored = np.array([[[0, 255], [0, 1]], [[1, 1], [1, 1]]])
+    # freq_0 = 2/3 (image 0 has 3 valid pixels), freq_1 = 5/7; median = (2/3 + 5/7) / 2 = 29/42
+    wi = D.class_weights(ignored, 2, method="median_frequency", ignore_index=255)
+    assert np.allclose(wi, [29 / 28, 29 / 30])
+    # a class that never occurs gets 0; one (H, W) mask is a batch of one
+    assert D.class_weights(masks[0], 3, method="median_frequency")[2] == 0
+    assert np.allclose(D.class_weights(masks[0], 3, method="median_frequency")[:2], [0.5 / 0.75, 0.5 / 0.25])
+
+
+def test_median_frequency_is_inverse_frequency_times_a_constant_when_every_image_has_every_class():
+    rng = np.random.default_rng(0)
+    masks = rng.integers(0, 4, size=(5, 8, 8))
+    masks[:, 0, :4] = np.arange(4)                       # every class in every image
+    inverse = D.class_weights(masks, 4)
+    median = D.class_weights(masks, 4, method="median_frequency")
+    assert np.allclose(median / inverse, (median / inverse)[0], rtol=1e-5)
+
+
 # ------------------------------------------------------------------ augmentation
 def _marked_pair(size=(16, 16)):
     """An image that is 1 exactly where the mask is class 1 (a few asymmetric pixels)."""

@@ -91,6 +91,31 @@ def test_describe_mentions_mode_and_data_folder(monkeypatch, tmp_path):
     assert "FAST" in text and str(tmp_path) in text and "GPU" in text
 
 
+def test_describe_says_how_to_switch_to_the_other_mode_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COURSE_FAST", "1")
+    fast = env.describe()
+    assert "Mode: FAST" in fast and "set COURSE_FAST=1" not in fast and "unset COURSE_FAST" in fast
+    monkeypatch.delenv("COURSE_FAST")
+    full = env.describe()
+    assert "Mode: FULL" in full and "set COURSE_FAST=1 for fast mode" in full
+    monkeypatch.setattr(env, "gpu_name", lambda: None)
+    assert "Without a GPU" in env.describe()                     # full mode on a CPU: advise fast mode
+    monkeypatch.setattr(env, "gpu_name", lambda: "Tesla T4")
+    assert "Without a GPU" not in env.describe()
+    monkeypatch.setenv("COURSE_FAST", "1")
+    monkeypatch.setattr(env, "gpu_name", lambda: None)
+    assert "Without a GPU" not in env.describe()                 # already in fast mode: nothing to advise
+
+
+def test_setup_notebook_prints_no_fast_mode_hint_when_fast_mode_is_on(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COURSE_FAST", "1")
+    env.setup_notebook()
+    out = capsys.readouterr().out
+    assert "FAST" in out and "set COURSE_FAST=1" not in out
+
+
 def test_colab_detection(monkeypatch):
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)

@@ -158,6 +158,21 @@ def test_readme_links_every_notebook_to_colab():
         assert link in readme, f"README lacks the Colab link for {_name(path)}"
 
 
+def test_setup_notebook_course_map_links_every_lecture_exercise_and_solution():
+    """00's course map links every notebook on disk, relative to notebooks/ (as the README's map does)."""
+    import re
+
+    import nbformat
+
+    setup = nbformat.read(ROOT / "notebooks" / "00_setup.ipynb", as_version=4)
+    course_map = next(c.source for c in setup.cells if c.cell_type == "markdown" and "## The course map" in c.source)
+    links = set(re.findall(r"\]\(([^)#]+\.ipynb)\)", course_map))
+    for path in LECTURES:
+        assert path.name in links, f"00's course map lacks the lecture {_name(path)}"
+    for path in EXERCISES + SOLUTIONS:
+        assert f"../{_name(path)}" in links, f"00's course map lacks {_name(path)}"
+
+
 # ------------------------------------------------------------------ framework-free core
 FRAMEWORK_FREE = [
     "course_utils", "course_utils.env", "course_utils.data", "course_utils.download", "course_utils.metrics",

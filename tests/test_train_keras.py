@@ -183,3 +183,28 @@ def test_fit_over_the_course_dataset_does_not_warn_about_shuffle():
 
     assert shuffle_warnings(reset_filters=True), "Keras no longer warns: the filter in keras/data.py can go"
     assert not shuffle_warnings(reset_filters=False)
+
+
+def test_epoch_log_prints_one_short_fixed_point_line_per_epoch():
+    lines = []
+    _, history = run_fit(epochs=3, callbacks=[train.EpochLog(print_fn=lines.append)])
+    assert len(lines) == 3
+    for epoch, line in enumerate(lines):
+        assert line.startswith(f"epoch {epoch + 1}/3  loss ")
+        assert len(line) < 100 and "e+" not in line and "e-" not in line
+        train_part, val_part, seconds = line.split(" | ")
+        assert seconds.endswith(" s")
+        shown = dict(zip(train_part.split()[2::2], train_part.split()[3::2]))
+        shown_val = dict(zip(val_part.split()[1::2], val_part.split()[2::2]))
+        for name in ("loss", "dice", "iou"):
+            assert shown[name] == f"{history[name][epoch]:.3f}"
+            assert shown_val[name] == f"{history['val_' + name][epoch]:.3f}"
+
+
+def test_epoch_log_writes_zero_as_0_000_and_loss_first():
+    lines = []
+    log = train.EpochLog(print_fn=lines.append)
+    log.set_params({"epochs": 12})
+    log.on_epoch_begin(0)
+    log.on_epoch_end(0, {"dice": 0.0, "loss": 1e-7, "val_dice": 0.0, "val_loss": 0.5})
+    assert lines[0].startswith("epoch  1/12  loss 0.000  dice 0.000 | val loss 0.500  dice 0.000 | ")

@@ -100,7 +100,13 @@ def test_show_predictions_has_four_panels_per_row_and_legends():
     axes = _image_axes(fig)
     assert len(axes) == 12
     assert [ax.get_title() for ax in axes[:4]] == ["image", "truth", "prediction", "error map"]
-    assert "mean Dice" in axes[2].get_xlabel()
+    # by hand: disc 64 px, 24 of them predicted background -> Dice 2*40/(64+40); background 436 px, all found,
+    # plus 24 wrong ones -> 2*436/(436+460); square and triangle perfect
+    assert axes[2].get_xlabel() == f"mean Dice of 4 classes {(872 / 896 + 80 / 104 + 2) / 4:.3f}"
+    one = viz.show_predictions(images, masks, pred, 4, NAMES, n=1, score_class=1)
+    assert _image_axes(one)[2].get_xlabel() == f"disc Dice {80 / 104:.3f}"
+    with pytest.raises(ValueError, match="score_class"):
+        viz.show_predictions(images, masks, pred, 4, NAMES, n=1, score_class=4)
     labels = {t.get_text() for leg in fig.legends for t in leg.get_texts()}
     assert {"false positive", "false negative", "disc"} <= labels
     with pytest.raises(ValueError, match="argmax"):
@@ -163,6 +169,33 @@ def test_compare_bar_chart_groups_and_legend():
     assert "n/a" in [t.get_text() for t in ax.texts]
     with pytest.raises(TypeError, match="dict of dicts"):
         viz.compare_bar_chart({"a": 1.0}, "t", "y")
+
+
+def _tick_boxes(fig):
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    return [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+
+
+@pytest.mark.parametrize(
+    "categories",
+    [
+        ["Dice", "boundary F1 (tol 1)", "boundary F1 (tol 2)", "Boundary IoU (w 2)"],        # lecture 06
+        ["pixel accuracy", "Dice membrane", "IoU membrane", "mean Dice"],                     # lecture 06
+        [f"a rather long category name number {i}" for i in range(9)],                        # needs slanting
+        ["supercalifragilisticexpialidocious-" + str(i) for i in range(6)],                   # unbreakable
+    ],
+)
+def test_compare_bar_chart_tick_labels_do_not_overlap(categories):
+    table = {s: {c: 0.1 * (i + 1) for i, c in enumerate(categories)} for s in ("large object", "small object")}
+    fig = viz.compare_bar_chart(table, "scores")
+    fig.canvas.draw()
+    boxes = sorted(_tick_boxes(fig), key=lambda b: b.x0)
+    assert len(boxes) == len(categories)
+    for left, right in zip(boxes, boxes[1:]):
+        assert left.x1 <= right.x0, f"tick labels overlap: {left} and {right}"
+    shown = [" ".join(t.get_text().split()) for t in fig.axes[0].get_xticklabels()]
+    assert shown == categories                      # wrapped at spaces, no word lost or cut
 
 
 def test_add_class_legend_names_every_class_in_its_mask_colour():

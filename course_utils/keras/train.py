@@ -10,6 +10,7 @@ and the PyTorch side (:mod:`course_utils.torch.train`) agree:
   foreground class 1, multi-class problems the mean over classes.
 - :func:`training_callbacks`: early stopping and a best-only checkpoint on the
   monitored metric; the best weights are loaded back at the end of ``fit``.
+- :class:`EpochLog`: one short line per epoch (use with ``fit(..., verbose=0)``).
 - :func:`predict` / :func:`predict_masks`: NumPy NHWC logits / class masks.
 
 Shapes: images (N, H, W, C) float32 in [0, 1], masks (N, H, W) int, logits
@@ -29,6 +30,7 @@ __all__ = [
     "compile_model",
     "training_callbacks",
     "RestoreBestCheckpoint",
+    "EpochLog",
     "load_checkpoint",
     "predict",
     "predict_masks",
@@ -107,6 +109,50 @@ class RestoreBestCheckpoint(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if Path(self.checkpoint_path).exists():
             self.model.load_weights(self.checkpoint_path)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Print one compact line per epoch, e.g.::
+
+        epoch  3/8  loss 0.377  dice 0.648  iou 0.479 | val loss 0.548  dice 0.276  iou 0.160 | 1.1 s
+
+    Use it with ``model.fit(..., verbose=0, callbacks=[..., EpochLog()])``. Keras' own per-epoch log
+    (``verbose=2``) writes every metric with its full name, four decimals and ``0.0000e+00`` for zeros on a
+    single line of about 130 characters, which a notebook's output area wraps in the middle of numbers; the
+    progress bar (``verbose=1``) does the same on every update.
+
+    Args:
+        digits: decimals per value (fixed-point, never scientific notation).
+        print_fn: where the lines go (``print``; a list's ``append`` in tests).
+    """
+
+    def __init__(self, digits: int = 3, print_fn=print):
+        super().__init__()
+        self.digits = int(digits)
+        self.print_fn = print_fn
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import time
+
+        self._start = time.perf_counter()
+
+    def _values(self, logs, val: bool) -> str:
+        names = [k for k in logs if k.startswith("val_") == val]
+        names = [k for k in names if k.endswith("loss")] + [k for k in names if not k.endswith("loss")]
+        return "  ".join(f"{k.removeprefix('val_')} {float(logs[k]):.{self.digits}f}" for k in names)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+
+        logs = dict(logs or {})
+        logs.pop("learning_rate", None)
+        epochs = self.params.get("epochs") if self.params else None
+        width = len(str(epochs)) if epochs else 1
+        parts = [f"epoch {epoch + 1:>{width}}/{epochs}" if epochs else f"epoch {epoch + 1}", self._values(logs, False)]
+        if any(k.startswith("val_") for k in logs):
+            parts[-1] += " | val " + self._values(logs, True)
+        self.print_fn("  ".join(parts) + f" | {time.perf_counter() - self._start:.1f} s")
 
 
 def training_callbacks(checkpoint_path=None, patience=None, monitor: str = "val_dice") -> list:
