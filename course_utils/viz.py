@@ -88,7 +88,12 @@ def class_colors(num_classes: int) -> np.ndarray:
 
 def _as_mask(mask, name="mask") -> np.ndarray:
     mask = np.asarray(mask)
+    if mask.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold integer class indices, got dtype {mask.dtype}: use .astype(np.int64).")
     if hasattr(mask, "dtype") and np.issubdtype(mask.dtype, np.floating):
+        if mask.size and not np.isfinite(mask).all():
+            raise ValueError(f"{name} contains NaN or infinite values: pass class indices (check how the mask "
+                             "was computed, then use .astype(np.int64)).")
         if mask.size and not np.all(mask == np.round(mask)):
             raise ValueError(
                 f"{name} holds non-integer values: pass class indices (argmax over the class "
@@ -138,6 +143,11 @@ def _image_rgb(image) -> np.ndarray:
 def _display_range(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8:
         return image.astype(np.float32) / 255.0
+    if image.dtype.kind not in "biuf":
+        raise TypeError(f"images must be numbers, got dtype {image.dtype}: pass float images in [0, 1].")
+    if image.size and not np.isfinite(image).all():
+        raise ValueError("the image contains NaN or infinite values, which cannot be drawn: check how it was "
+                         "read or normalised (course_utils.data.check_images finds such problems).")
     image = image.astype(np.float32)
     lo, hi = float(np.min(image)), float(np.max(image))
     if lo < 0.0 or hi > 1.0:  # e.g. standardised images: stretch for display only
