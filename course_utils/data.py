@@ -872,8 +872,7 @@ def _ensure_dataset_arrays(images, masks):
         raise ValueError(f"images {images.shape} and masks {masks.shape} do not match: need the same N, H and W.")
     if masks.dtype.kind not in "biu":
         raise TypeError(f"masks have dtype {masks.dtype}: masks must be integer class indices; use .astype(np.int64).")
-    if images.dtype.kind != "f":
-        raise TypeError(f"images have dtype {images.dtype}: use float32 in [0, 1], e.g. images.astype(np.float32) / 255.")
+    check_images(images, "images")  # float, finite, in [0, 1], channels last (the course's one rule)
     return images, masks
 
 

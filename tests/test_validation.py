@@ -284,3 +284,17 @@ def test_folder_loader_names_an_unreadable_file(tmp_path):
     (tmp_path / "masks" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     with pytest.raises(ValueError, match=r"a\.png is not a readable image.*re-export it"):
         data.load_folder(tmp_path / "images", tmp_path / "masks")
+
+
+def test_pipelines_refuse_nan_and_0_255_images():
+    torch = pytest.importorskip("torch")  # noqa: F841
+    from course_utils.torch.data import SegmentationDataset
+
+    images = np.zeros((2, 4, 4, 1), np.float32)
+    masks = np.zeros((2, 4, 4), np.int64)
+    assert len(SegmentationDataset(images, masks)) == 2
+    with pytest.raises(TypeError, match=r"/ 255"):
+        SegmentationDataset((images * 255).astype(np.uint8), masks)
+    images[1, 2, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        SegmentationDataset(images, masks)
