@@ -47,6 +47,7 @@ Licence of the real data: Creative Commons Attribution-ShareAlike 4.0.
 
 from __future__ import annotations
 
+import gzip
 import io
 import posixpath
 import shutil
@@ -237,7 +238,7 @@ class ExtractArchive:
                     remove(staging, inside=folder)
         except ArchiveError:
             raise
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:  # not other OSErrors (disk full)
             raise ArchiveError(
                 f"The archive {archive} is damaged (truncated or corrupt: {type(error).__name__}: {error}); "
                 f"nothing in {folder} was changed. Delete {archive} and download again."

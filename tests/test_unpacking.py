@@ -200,3 +200,16 @@ def test_sample_archives_still_unpack_and_load(tmp_path, world, unregister):
     assert images.shape == (2, 8, 8, 3) and masks.shape == (2, 8, 8)
     assert sorted(p.name for p in (world / NAME).iterdir()) == [
         "annotations", "annotations.tar.gz", "images", "images.tar.gz"]
+
+
+def test_corrupt_gzip_stream_is_reported_as_damaged(tmp_path, world, unregister):
+    folder = world / NAME
+    good = _write_tar(tmp_path / "server" / "good.tar.gz",
+                      [(f"images/{i}.jpg", tarfile.REGTYPE, "", bytes(range(256)) * 64) for i in range(20)])
+    payload = bytearray(good.read_bytes())
+    payload[12:40] = bytes(28)  # the start of the compressed stream overwritten
+    archive = folder / "images.tar.gz"
+    archive.write_bytes(bytes(payload))
+    with pytest.raises(ArchiveError, match="damaged"):
+        pets.ExtractArchive()(str(archive), "download")
+    assert sorted(p.name for p in folder.iterdir()) == ["images.tar.gz"]
