@@ -199,12 +199,34 @@ def load_membranes(root=None, download: bool = True):
     return images, masks
 
 
+class _open_image:
+    """``with _open_image(path) as img``: a loaded PIL image, or a ValueError naming the file and the fix."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.img = None
+
+    def __enter__(self):
+        from PIL import Image
+
+        try:
+            self.img = Image.open(self.path)
+            self.img.load()
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            if self.img is not None:
+                self.img.close()
+            raise ValueError(f"{self.path} is not a readable image ({type(error).__name__}: {error}): "
+                             "re-export it, or move it out of the folder.") from error
+        return self.img
+
+    def __exit__(self, *exc):
+        self.img.close()
+        return False
+
+
 def _read_image(path: Path, grayscale: bool) -> np.ndarray:
     """One image file -> float32 (H, W, 1) if grayscale else (H, W, 3), in [0, 1]."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img.load()
+    with _open_image(path) as img:
         if img.mode in ("I;16", "I;16B", "I;16L", "I"):
             arr = np.asarray(img).astype(np.float32)
             arr = arr / (65535.0 if arr.max() > 255 else 255.0)
@@ -212,8 +234,9 @@ def _read_image(path: Path, grayscale: bool) -> np.ndarray:
             return arr.astype(np.float32)
         if img.mode == "F":
             arr = np.asarray(img, dtype=np.float32)
-            if arr.min() < 0 or arr.max() > 1:
-                raise ValueError(f"{path}: floating-point image with values outside [0, 1]; rescale it to [0, 1].")
+            if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+                raise ValueError(f"{path}: floating-point image with NaN or values outside [0, 1]; "
+                                 "rescale it to [0, 1] and save it again.")
             return arr[..., None] if grayscale else np.repeat(arr[..., None], 3, axis=-1)
         img = img.convert("L" if grayscale else "RGB")
         arr = np.asarray(img, dtype=np.float32) / 255.0
@@ -222,10 +245,7 @@ def _read_image(path: Path, grayscale: bool) -> np.ndarray:
 
 def _read_mask(path: Path) -> np.ndarray:
     """One mask file as stored: (H, W) for grey/palette masks, (H, W, 3) for colour masks."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img.load()
+    with _open_image(path) as img:
         if img.mode in ("RGBA", "LA"):
             img = img.convert("RGB" if img.mode == "RGBA" else "L")
         if img.mode == "1":
@@ -997,22 +1017,12 @@ def _pipeline_options(augment, shuffle: bool, training, info):
 
 
 def check_image_batch(images) -> np.ndarray:
-    """Return ``images`` as a NumPy (N, H, W, C) float array, or raise an error that names the fix.
+    """Return ``images`` as a NumPy (N, H, W, C) float array in [0, 1], or raise an error that names the fix.
 
-    Used by both frameworks' ``predict`` so that they refuse the same inputs
-    with the same messages.
+    Used by both frameworks' ``predict`` and by :func:`course_utils.tiling.predict_tiled` so that they
+    refuse the same inputs (uint8 0..255, NaN, NCHW, ...) with the same messages (:func:`check_images`).
     """
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(
-            f"images must be (N, H, W, C), got shape {images.shape}: "
-            "for one image pass images[None] (and add a channel axis with [..., None] for grey images)."
-        )
-    if not np.issubdtype(images.dtype, np.floating):
-        raise TypeError(
-            f"images must be float in [0, 1], got dtype {images.dtype}: convert with images.astype('float32') / 255."
-        )
-    return images
+    return check_images(images, "images")
 
 
 def _ensure_dataset_arrays(images, masks):
@@ -1028,6 +1038,207 @@ def _ensure_dataset_arrays(images, masks):
         raise ValueError(f"images {images.shape} and masks {masks.shape} do not match: need the same N, H and W.")
     if masks.dtype.kind not in "biu":
         raise TypeError(f"masks have dtype {masks.dtype}: masks must be integer class indices; use .astype(np.int64).")
-    if images.dtype.kind != "f":
-        raise TypeError(f"images have dtype {images.dtype}: use float32 in [0, 1], e.g. images.astype(np.float32) / 255.")
+    check_images(images, "images")  # float, finite, in [0, 1], channels last (the course's one rule)
     return images, masks
+
+
+# =========================================================================== input validators
+# One definition of what each kind of array must look like, used by every public entry point (metrics,
+# NumPy/Keras/PyTorch losses, viz, tiling, explorer, the folder loader, both frameworks' predict), so that
+# the same mistake gets the same one-sentence error everywhere:
+#
+# * images        float, finite, in [0, 1]; (N, H, W, C) in NumPy/Keras, (N, C, H, W) in PyTorch;
+# * masks         integer class indices in 0..num_classes-1, or ignore_index; (N, H, W);
+# * logits        float, finite; class axis last in NumPy/Keras, second in PyTorch;
+# * probabilities float, finite, in [0, 1], summing to 1 over the class axis (more than one class).
+__all__ += [
+    "check_images",
+    "check_masks",
+    "check_logits",
+    "check_probabilities",
+    "check_class_axis",
+    "label_range_message",
+    "check_image_batch",
+]
+
+_RANGE_SLACK = 1e-6  # float round-off allowed outside [0, 1]
+_CHANNEL_COUNTS = (1, 2, 3, 4)  # what a channel axis of an image usually holds
+
+
+def _numpy(x) -> np.ndarray:
+    """A NumPy view of a NumPy array, list, PyTorch tensor or TensorFlow tensor."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":
+            x = x.float()
+        return x.numpy()
+    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):  # TensorFlow eager tensor
+        return np.asarray(x.numpy())
+    return np.asarray(x)
+
+
+def _where(name: str) -> str:
+    return f"{name} " if name else ""
+
+
+def _check_finite(arr: np.ndarray, name: str, fix: str) -> None:
+    if arr.size and not np.isfinite(arr).all():
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s): {fix}")
+
+
+def label_range_message(name: str, low, high, num_classes: int) -> str:
+    """The one sentence every loss, metric and figure gives for a label outside 0..num_classes-1."""
+    return (f"{name} values must be in 0..{int(num_classes) - 1} (or ignore_index), found {low}..{high}: "
+            "map labels to class indices or pass ignore_index.")
+
+
+def check_images(images, name: str = "images", *, ndim: int = 4, layout: str = "NHWC") -> np.ndarray:
+    """Return ``images`` as a NumPy array after checking they follow the course's convention, else raise.
+
+    images: float in [0, 1], finite; ``ndim=4`` for a batch (``(N, H, W, C)`` with ``layout="NHWC"``,
+            NumPy and Keras; ``(N, C, H, W)`` with ``layout="NCHW"``, PyTorch), ``ndim=3`` for one image
+            (``(H, W, C)`` / ``(C, H, W)``). Tensors of either framework are accepted.
+    Raises ValueError (wrong number of axes, axis order that looks swapped, NaN/inf, values outside
+    [0, 1]) or TypeError (integer/bool images, e.g. uint8 0..255), each naming the fix.
+    """
+    arr = _numpy(images)
+    if layout not in ("NHWC", "NCHW"):
+        raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}.")
+    channels_last = layout == "NHWC"
+    shape_text = ("(N, H, W, C)" if channels_last else "(N, C, H, W)") if ndim == 4 else \
+        ("(H, W, C)" if channels_last else "(C, H, W)")
+    if arr.ndim != ndim:
+        if ndim == 4 and arr.ndim == 3:
+            hint = ("for one image pass images[None]; for grey images add a channel axis with "
+                    + ("images[..., None]." if channels_last else "images[:, None]."))
+        elif ndim == 3 and arr.ndim == 2:
+            hint = "add a channel axis: " + ("image[..., None]." if channels_last else "image[None].")
+        elif ndim == 3 and arr.ndim == 4:
+            hint = "pass one image, e.g. images[0]."
+        else:
+            hint = f"pass an array of shape {shape_text}."
+        raise ValueError(f"{name} must be {shape_text}, got shape {arr.shape}: {hint}")
+    last = arr.shape[-1]
+    channel_first_axis = arr.ndim - 3  # where the channel axis is in (N, C, H, W) / (C, H, W)
+    if channels_last and arr.shape[channel_first_axis] in _CHANNEL_COUNTS and last not in _CHANNEL_COUNTS:
+        order = "(0, 2, 3, 1)" if ndim == 4 else "(1, 2, 0)"
+        raise ValueError(f"{name} has shape {arr.shape}, which looks channels-first; NumPy and Keras take "
+                         f"{shape_text}: use {name}.transpose{order}.")
+    if not channels_last and last in _CHANNEL_COUNTS and arr.shape[channel_first_axis] not in _CHANNEL_COUNTS:
+        order = "(0, 3, 1, 2)" if ndim == 4 else "(2, 0, 1)"
+        raise ValueError(f"{name} has shape {arr.shape}, which looks channels-last; PyTorch takes "
+                         f"{shape_text}: use {name}.permute{order}.")
+    if arr.dtype.kind in "biu":
+        example = ""
+        if arr.size:
+            example = f" (values {arr.min()}..{arr.max()})"
+        raise TypeError(f"{name} must be float in [0, 1], got dtype {arr.dtype}{example}: "
+                        f"convert with {name}.astype('float32') / 255.")
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must be float in [0, 1], got dtype {arr.dtype}: convert with "
+                        f"{name}.astype('float32') (and divide by 255 if the values are 0..255).")
+    _check_finite(arr, name, "check how the images were read or normalised (a division by zero?).")
+    if arr.size:
+        low, high = float(arr.min()), float(arr.max())
+        if low < -_RANGE_SLACK or high > 1 + _RANGE_SLACK:
+            fix = ("divide by 255." if high > 1.5 and low >= 0 else
+                   "undo the normalisation (the course's models take raw [0, 1] images).")
+            raise ValueError(f"{name} must be in [0, 1], found values {low:.4g}..{high:.4g}: {fix}")
+    return arr
+
+
+def check_masks(masks, num_classes: int | None = None, ignore_index: int | None = None, name: str = "masks",
+                *, ndim: int | None = 3) -> np.ndarray:
+    """Return ``masks`` as int64 class indices after checking them, else raise a one-sentence error.
+
+    masks: integer (or bool) class indices, ``(N, H, W)`` (``ndim=3``; ``ndim=2`` for one mask, None for any);
+           values in ``0..num_classes-1`` or equal to ``ignore_index`` (not checked when num_classes is None).
+    Raises TypeError for float masks (NaN, probabilities, logits) and ValueError for a wrong shape or a
+    label out of range (:func:`label_range_message`).
+    """
+    arr = _numpy(masks)
+    if ndim is not None and arr.ndim != ndim:
+        expected = {3: "(N, H, W)", 2: "(H, W)"}.get(ndim, f"{ndim} axes")
+        hint = ""
+        if arr.ndim == ndim + 1 and arr.shape[-1] == 1:
+            hint = f": drop the channel axis with {name}[..., 0]"
+        elif arr.ndim == ndim + 1:
+            hint = ": these look like per-class scores (one-hot or probabilities); take argmax over the class axis"
+        elif arr.ndim == ndim - 1:
+            hint = f": for one mask pass {name}[None]"
+        raise ValueError(f"{name} must be {expected} class indices, got shape {arr.shape}{hint}.")
+    if arr.dtype == bool:
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+            raise TypeError(f"{name} must be integer class indices, got {arr.dtype} with NaN or infinite values: "
+                            "check how the mask was computed, then use .astype(np.int64).")
+        raise TypeError(f"{name} must be integer class indices, got dtype {arr.dtype}: use .astype(np.int64) "
+                        "(take argmax over the class axis first if these are probabilities or logits).")
+    arr = arr.astype(np.int64, copy=False)
+    if num_classes is not None and arr.size:
+        valid = arr if ignore_index is None else arr[arr != ignore_index]
+        if valid.size and (valid.min() < 0 or valid.max() >= num_classes):
+            raise ValueError(label_range_message(name, int(valid.min()), int(valid.max()), num_classes))
+    return arr
+
+
+def check_logits(logits, name: str = "logits", *, ndim: int | None = 4) -> np.ndarray:
+    """Return ``logits`` as a float NumPy array after checking it is numeric, finite and has ``ndim`` axes."""
+    arr = _numpy(logits)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} axes (a batch of per-class scores), got shape {arr.shape}: "
+                         f"add the batch axis with {name}[None].")
+    if arr.dtype.kind not in "fiu" or arr.dtype == bool:
+        raise TypeError(f"{name} must be float scores, got dtype {arr.dtype}: pass the model's raw output.")
+    _check_finite(arr, name, "the model diverged (lower the learning rate) or its input holds NaN.")
+    return arr
+
+
+def check_probabilities(probabilities, name: str = "probabilities", *, axis: int = -1, ndim: int | None = 4,
+                        atol: float = 1e-3) -> np.ndarray:
+    """Return ``probabilities`` after checking: float, finite, in [0, 1], summing to 1 over ``axis``.
+
+    A single channel (sigmoid output) is only checked for [0, 1]. Logits instead of probabilities, NaN
+    and a softmax over the wrong axis are refused with the fix.
+    """
+    arr = _numpy(probabilities)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be (N, H, W, K) softmax (or sigmoid) outputs, got shape {arr.shape}.")
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must be float softmax or sigmoid outputs, got dtype {arr.dtype}.")
+    _check_finite(arr, name, "the model diverged (lower the learning rate) or its input holds NaN.")
+    if arr.size:
+        low, high = float(arr.min()), float(arr.max())
+        if low < -_RANGE_SLACK or high > 1 + _RANGE_SLACK:
+            raise ValueError(f"{name} must lie in [0, 1], found {low:.4g}..{high:.4g}: these look like logits; "
+                             "apply softmax over the class axis (or sigmoid for one logit) first.")
+        if arr.shape[axis] > 1:
+            sums = arr.sum(axis=axis, dtype=np.float64)
+            worst = float(np.abs(sums - 1).max())
+            if worst > atol:
+                raise ValueError(f"{name} must sum to 1 over the class axis (axis {axis}), but a pixel sums to "
+                                 f"{float(sums.flat[np.abs(sums - 1).argmax()]):.4g}: apply softmax over the class "
+                                 "axis (not another axis), or pass sigmoid outputs one class at a time.")
+    return arr
+
+
+def check_class_axis(scores_shape, target_shape, layout: str, name: str = "logits") -> None:
+    """Raise a ValueError naming the fix when ``scores`` look like the other framework's axis order.
+
+    scores_shape: (N, H, W, C) expected with ``layout="NHWC"``, (N, C, H, W) with ``"NCHW"``.
+    target_shape: the (N, H, W) masks that go with them; a match with the *other* layout gives away
+    a transposed array.
+    """
+    scores_shape, target_shape = tuple(scores_shape), tuple(target_shape)
+    if len(scores_shape) != 4 or len(target_shape) != 3:
+        return
+    if layout == "NHWC" and scores_shape[:3] != target_shape and \
+            (scores_shape[0],) + scores_shape[2:] == target_shape:
+        raise ValueError(f"{name} have shape {scores_shape}, which is (N, C, H, W) for targets {target_shape}; "
+                         f"NumPy and Keras take (N, H, W, C): use {name}.transpose(0, 2, 3, 1).")
+    if layout == "NCHW" and (scores_shape[0],) + scores_shape[2:] != target_shape and \
+            scores_shape[:3] == target_shape:
+        raise ValueError(f"{name} have shape {scores_shape}, which is (N, H, W, C) for targets {target_shape}; "
+                         f"PyTorch takes (N, C, H, W): use {name}.permute(0, 3, 1, 2).")

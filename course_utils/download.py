@@ -40,6 +40,7 @@ from typing import Callable, Sequence
 
 __all__ = [
     "DataNotAvailableError",
+    "ArchiveError",
     "RemoteFile",
     "DatasetSpec",
     "register_dataset",
@@ -53,6 +54,14 @@ __all__ = [
 
 class DataNotAvailableError(RuntimeError):
     """The data set is neither on disk nor downloadable right now (offline, ``download=False``)."""
+
+
+class ArchiveError(ValueError):
+    """A downloaded archive is unsafe (a member would land outside its folder) or damaged (truncated, wrong layout).
+
+    Raised by unpacking processors such as :class:`course_utils.pets.ExtractArchive`; :func:`fetch_dataset`
+    passes it on unchanged (the download itself worked, so "could not download" would be wrong).
+    """
 
 
 @dataclass(frozen=True)
@@ -271,6 +280,8 @@ def fetch_dataset(name: str, root: str | os.PathLike | None = None, download: bo
                 processor=processor,
                 downloader=downloader,
             )
+        except ArchiveError:  # the download worked; the archive is unsafe or damaged: say exactly that
+            raise
         except ValueError as error:  # hash mismatch of a fresh download
             raise DataNotAvailableError(
                 f"Downloading {remote.url} for data set {spec.name!r} gave a file with the wrong checksum "

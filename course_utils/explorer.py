@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import metrics as _metrics
+from .data import check_images, check_masks, check_probabilities
 from . import viz as _viz
 
 __all__ = ["SegmentationExplorer"]
@@ -68,11 +69,12 @@ class SegmentationExplorer:
                 f"images {images.shape}, masks_true {masks_true.shape} and probabilities {probs.shape} "
                 f"must share (N, H, W).{hint}"
             )
-        if probs.size and (np.nanmin(probs) < -1e-6 or np.nanmax(probs) > 1 + 1e-6):
-            raise ValueError(
-                "probabilities must lie in [0, 1]: these look like logits; apply softmax over the "
-                "class axis (or sigmoid for one logit) first."
-            )
+        # The course's one set of validators: finite images in [0, 1], integer masks, probabilities that are
+        # finite, in [0, 1] and sum to 1 (NaN used to slip through a nanmin/nanmax range check).
+        images = check_images(images, "images")
+        probs = check_probabilities(probs, "probabilities")
+        num_classes = 2 if probs.shape[-1] == 1 else probs.shape[-1]
+        masks_true = check_masks(masks_true, num_classes, ignore_index, "masks_true")
         self.images = images
         self.masks_true = masks_true.astype(np.int64)
         self.probabilities = probs

@@ -17,6 +17,8 @@ Shapes and conventions
   cross-entropy is ``sum_i w[y_i] ce_i / sum_i w[y_i]`` (what
   ``torch.nn.functional.cross_entropy(weight=...)`` does), so uniform weights
   change nothing and the value stays on the scale of an unweighted CE.
+* Bad input gets the course's one-sentence errors (:mod:`course_utils.data` validators): NaN or infinite
+  logits, channels-first logits, and labels outside ``0..C-1`` that are not ``ignore_index``.
 * When every pixel is ignored the pixel-averaged losses return 0.0 (torch's
   ``cross_entropy`` would return NaN); a batch without labels then does not
   break training.
@@ -37,6 +39,8 @@ with logits ``[0, z]``. ``include_background=False`` keeps the foreground only.
 from __future__ import annotations
 
 import numpy as np
+
+from .data import check_class_axis, check_logits, label_range_message
 
 __all__ = [
     "softmax",
@@ -77,8 +81,10 @@ def _softplus(z):
 
 
 def _check(logits, target, ignore_index=None, binary_ok=True):
-    logits = np.asarray(logits, dtype=np.float64)
+    # The course's validators (course_utils.data): finite numeric logits, channels-first logits named as such.
+    logits = check_logits(logits, "logits", ndim=None).astype(np.float64)
     target = np.asarray(target)
+    check_class_axis(logits.shape, target.shape, "NHWC")
     if logits.ndim != 4:
         raise ValueError(f"logits must be (N, H, W, C) (class axis last), got shape {logits.shape}: "
                          "add the batch axis with logits[None] or move the class axis last.")
@@ -94,8 +100,7 @@ def _check(logits, target, ignore_index=None, binary_ok=True):
     safe = np.where(valid, target, 0).astype(np.int64)
     C = max(logits.shape[-1], 2)
     if safe.size and (safe.min() < 0 or safe.max() >= C):
-        raise ValueError(f"target values must be in 0..{C - 1} (or ignore_index), found {safe.min()}..{safe.max()}: "
-                         "map labels to class indices or pass ignore_index.")
+        raise ValueError(label_range_message("target", int(safe.min()), int(safe.max()), C))
     return logits, safe, valid
 
 
@@ -106,6 +111,16 @@ def class_probabilities(logits) -> np.ndarray:
         p = sigmoid(logits[..., 0])
         return np.stack([1.0 - p, p], axis=-1)
     return softmax(logits, axis=-1)
+
+
+def _weights(class_weights, num_classes, name):
+    if class_weights is None:
+        return np.ones(num_classes)
+    w = np.asarray(class_weights, dtype=np.float64).reshape(-1)
+    if w.size != num_classes:
+        raise ValueError(f"{name}: class_weights has {w.size} entries but the logits have {num_classes} classes: "
+                         "give one weight per class.")
+    return w
 
 
 def _weighted_mean(values, weights) -> float:
@@ -123,7 +138,7 @@ def cross_entropy(logits, target, class_weights=None, ignore_index=None) -> floa
     logits, safe, valid = _check(logits, target, ignore_index, binary_ok=False)
     logp = log_softmax(logits)
     ce = -np.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]
-    w = np.ones(logits.shape[-1]) if class_weights is None else np.asarray(class_weights, dtype=np.float64)
+    w = _weights(class_weights, logits.shape[-1], "cross_entropy")
     return _weighted_mean(ce, w[safe] * valid)
 
 
@@ -187,7 +202,7 @@ def focal_loss(logits, target, gamma=2.0, class_weights=None, ignore_index=None)
     logits, safe, valid = _check(logits, target, ignore_index, binary_ok=False)
     logp = np.take_along_axis(log_softmax(logits), safe[..., None], axis=-1)[..., 0]
     focal = (1.0 - np.exp(logp)) ** gamma * (-logp)
-    w = np.ones(logits.shape[-1]) if class_weights is None else np.asarray(class_weights, dtype=np.float64)
+    w = _weights(class_weights, logits.shape[-1], "focal_loss")
     return _weighted_mean(focal, w[safe] * valid)
 
 

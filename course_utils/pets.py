@@ -18,9 +18,22 @@ Data: two archives (``images.tar.gz``, 792 MB; ``annotations.tar.gz``, 19 MB) re
 :mod:`course_utils.download` under the name ``"oxford-iiit-pet"``: downloaded on first use into
 ``<data dir>/oxford-iiit-pet/``, checked against their MD5 (the values torchvision's ``OxfordIIITPet``
 uses), then unpacked. A download is written to a temporary file and moved into place only when its
-checksum matches; unpacking goes to a temporary folder that is renamed into place only when complete.
-So ``<data dir>/oxford-iiit-pet/images/`` and ``annotations/`` never hold half a data set. The layout
-is the same as torchvision's, so a copy downloaded by torchvision works when ``root`` points at it.
+checksum matches. The layout is the same as torchvision's, so a copy downloaded by torchvision works
+when ``root`` points at it.
+
+What unpacking guarantees (:class:`ExtractArchive`; tested with hostile archives in ``tests/test_unpacking.py``):
+
+* **Nothing outside** ``<data dir>/oxford-iiit-pet/`` **is ever written, moved or deleted.** Every member
+  of an archive is checked before anything is unpacked or removed: absolute names, ``..``, links pointing
+  outside, members below a link, device files, FIFOs, duplicate names and top-level names the archive must
+  not have (``images.tar.gz`` may create only ``images/``, ``annotations.tar.gz`` only ``annotations/``) are
+  refused with :class:`ArchiveError`, a ValueError that names the member and says the archive is unsafe
+  or damaged. ``tarfile``'s ``"data"`` filter checks every member a second time while unpacking.
+* **Never half a data set.** Unpacking goes into a fresh ``tempfile`` folder inside the data set's folder;
+  only the entries actually found there are moved into place with ``os.replace``, and every path is checked
+  (by :mod:`course_utils.safety`) to lie inside the data set's folder before any move or delete.
+* **A truncated or corrupt archive changes nothing**: the error says to delete the archive and download it
+  again, and ``images/`` and ``annotations/`` stay as they were.
 The official split files ``annotations/trainval.txt`` (3,680 images) and ``annotations/test.txt``
 (3,669 images) choose the images.
 
@@ -34,18 +47,21 @@ Licence of the real data: Creative Commons Attribution-ShareAlike 4.0.
 
 from __future__ import annotations
 
+import gzip
 import io
-import os
+import posixpath
 import shutil
 import tarfile
 import tempfile
-from pathlib import Path
+import zlib
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import unquote, urlparse
 
 import numpy as np
 
 from . import download as _download
-from .download import DataNotAvailableError, RemoteFile
+from .download import ArchiveError, DataNotAvailableError, RemoteFile
+from .safety import confined, remove, replace
 
 __all__ = [
     "DATASET_NAME",
@@ -63,6 +79,9 @@ __all__ = [
     "register_sample_pets",
     "MirrorDownloader",
     "ExtractArchive",
+    "ARCHIVE_TOPS",
+    "check_members",
+    "ArchiveError",
     "DataNotAvailableError",
 ]
 
@@ -92,6 +111,9 @@ MD5 = {
     "images.tar.gz": "5c4f3ee8e5d25df40f4fd59a7f44e54c",
     "annotations.tar.gz": "95a8c909bbe2e81eed6a22bccdf3f68f",
 }
+
+#: archive file name -> the only top-level names it may create when unpacked.
+ARCHIVE_TOPS = {"images.tar.gz": ("images",), "annotations.tar.gz": ("annotations",)}
 
 _REQUIRED_PATHS = ("images", "annotations/trimaps", "annotations/trainval.txt", "annotations/test.txt")
 _SPLITS = {"trainval": "trainval.txt", "test": "test.txt"}
@@ -172,46 +194,156 @@ class MirrorDownloader:
 
 
 class ExtractArchive:
-    """pooch processor that unpacks a ``.tar.gz`` next to it, atomically.
+    """pooch processor that unpacks a Pet ``.tar.gz`` next to it, safely and atomically.
 
-    The archive is unpacked into a temporary folder beside it; each top-level entry (``images/``,
-    ``annotations/``) is then renamed into place, so an interrupted unpacking never leaves a
-    half-filled ``images/`` folder that would be mistaken for the data set. When the archive was
-    already there (pooch's action ``"fetch"``) and its top-level entries exist, nothing is done.
-    Unsafe members (absolute paths, ``..``, links out of the folder) are refused.
+    tops: archive file name -> the top-level names it may create (default :data:`ARCHIVE_TOPS`:
+          ``images.tar.gz`` holds only ``images/``, ``annotations.tar.gz`` only ``annotations/``).
+          An archive not listed may create any plain top-level name except its own file name.
+
+    What it guarantees (see also the module docstring):
+
+    1. Every member is checked *before* anything is extracted or removed (:func:`check_members`):
+       absolute names, ``..`` components, backslashes, symbolic and hard links that point outside the
+       archive's tree, members below a symbolic link, device files, FIFOs, duplicate names and top-level
+       names the archive should not have are refused with :class:`ArchiveError` (a ValueError) naming the
+       member and saying the archive is unsafe or damaged. Nothing has been written at that point.
+    2. The archive is unpacked (with ``tarfile``'s ``"data"`` filter as a second line of defence) into a
+       fresh ``tempfile`` folder inside the data set's folder; a truncated or corrupt archive raises
+       :class:`ArchiveError` saying to delete it and download again, and the data folder is left as it was.
+    3. Only the entries actually found in that staging folder are moved into place, each one checked by
+       :mod:`course_utils.safety` to lie inside the data set's folder before any ``os.replace`` or delete;
+       an older copy is moved aside and deleted only after the new one is in place.
+    When the archive was already there (pooch's action ``"fetch"``) and its top-level entries exist,
+    nothing is done.
     """
+
+    def __init__(self, tops: dict | None = None):
+        self.tops = ARCHIVE_TOPS if tops is None else {k: tuple(v) for k, v in tops.items()}
 
     def __call__(self, fname, action, pooch=None):
         archive = Path(fname)
         folder = archive.parent
-        with tarfile.open(archive, "r:*") as tar:
-            tops = sorted({Path(m.name).parts[0] for m in tar.getmembers() if Path(m.name).parts})
-            if action == "fetch" and tops and all((folder / top).exists() for top in tops):
-                return [str(folder / top) for top in tops]
-            staging = Path(tempfile.mkdtemp(prefix=f".{archive.name}.unpacking-", dir=folder))
-            try:
-                _safe_extract(tar, staging)
-                for top in tops:
-                    target = folder / top
-                    if target.exists():
-                        shutil.rmtree(target) if target.is_dir() else target.unlink()
-                    os.replace(staging / top, target)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+        allowed = self.tops.get(archive.name)
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                members = tar.getmembers()  # reads every header: a truncated archive fails here
+                tops = check_members(members, archive, allowed)
+                if action == "fetch" and tops and all((folder / top).exists() for top in tops):
+                    return [str(folder / top) for top in tops]
+                staging = Path(tempfile.mkdtemp(prefix=f".{archive.name}.unpacking-", dir=folder))
+                try:
+                    _safe_extract(tar, staging)
+                    _move_into_place(staging, folder, tops, archive)
+                finally:
+                    remove(staging, inside=folder)
+        except ArchiveError:
+            raise
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:  # not other OSErrors (disk full)
+            raise ArchiveError(
+                f"The archive {archive} is damaged (truncated or corrupt: {type(error).__name__}: {error}); "
+                f"nothing in {folder} was changed. Delete {archive} and download again."
+            ) from error
         return [str(folder / top) for top in tops]
 
 
+def _unsafe(archive: Path, member: str, why: str) -> ArchiveError:
+    return ArchiveError(
+        f"The archive {archive.name} is unsafe or damaged: member {member!r} {why}. Nothing was unpacked; "
+        f"delete {archive} and download it again from the official source."
+    )
+
+
+def check_members(members, archive, allowed_tops=None) -> list[str]:
+    """Check every member of a tar archive before anything is unpacked; return the sorted top-level names.
+
+    members:      ``tarfile.TarInfo`` objects (``tar.getmembers()``).
+    archive:      the archive's path (for messages, and its own name is never a valid top-level name).
+    allowed_tops: the top-level names the archive may create, or None for any plain name.
+    Raises :class:`ArchiveError` naming the first bad member: absolute names, ``..``, backslashes,
+    links pointing outside the archive's tree, members below a symbolic link, device files and FIFOs,
+    duplicate names, and unexpected top-level names.
+    """
+    archive = Path(archive)
+    seen: dict[str, tarfile.TarInfo] = {}
+    symlinks: set[str] = set()
+    tops: set[str] = set()
+    for member in members:
+        name = member.name
+        if not name or "\x00" in name:
+            raise _unsafe(archive, name, "has an empty or invalid name")
+        if "\\" in name:
+            raise _unsafe(archive, name, "contains a backslash (a Windows path that may point elsewhere)")
+        if name.startswith("/") or PureWindowsPath(name).drive:
+            raise _unsafe(archive, name, "has an absolute path and would be written outside the data folder")
+        parts = PurePosixPath(name).parts
+        if ".." in parts:
+            raise _unsafe(archive, name, "contains '..' and would be written outside the data folder")
+        if not parts:
+            continue  # "." or "./": the archive's root itself
+        if member.isdev() or member.isfifo() or not (member.isfile() or member.isdir()
+                                                      or member.issym() or member.islnk()):
+            raise _unsafe(archive, name, "is a device file, FIFO or other special file, which data never are")
+        key = "/".join(parts)
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in symlinks:
+                raise _unsafe(archive, name, "lies below a symbolic link and could be written through it")
+        if member.issym() or member.islnk():
+            link = member.linkname
+            if not link or link.startswith("/") or "\\" in link or PureWindowsPath(link).drive:
+                raise _unsafe(archive, name, f"is a link to {link!r}, outside the data folder")
+            base = posixpath.dirname(key) if member.issym() else ""  # hard links are relative to the root
+            target = posixpath.normpath(posixpath.join(base, link))
+            if target == ".." or target.startswith("../") or target in (".", ""):
+                raise _unsafe(archive, name, f"is a link to {link!r}, outside the data folder")
+            if member.issym():
+                symlinks.add(key)
+        if key in seen and not (member.isdir() and seen[key].isdir()):
+            raise _unsafe(archive, name, "appears twice (a second copy would silently replace the first)")
+        seen[key] = member
+        top = parts[0]
+        if top == archive.name or top.startswith(f".{archive.name}.unpacking-"):
+            raise _unsafe(archive, name, "would replace the archive itself or its unpacking folder")
+        if allowed_tops is not None and top not in allowed_tops:
+            expected = ", ".join(f"{t}/" for t in allowed_tops)
+            raise _unsafe(archive, name, f"is not under {expected} (this archive may create only {expected}; "
+                                         "the layout is not the expected one)")
+        tops.add(top)
+    for key, member in seen.items():  # a top-level name used both as a file and as a folder
+        if "/" not in key and not member.isdir() and any(k.startswith(key + "/") for k in seen):
+            raise _unsafe(archive, key, "is both a file and a folder")
+    if not tops:
+        raise _unsafe(archive, "", "is missing: the archive is empty")
+    return sorted(tops)
+
+
 def _safe_extract(tar: tarfile.TarFile, destination: Path) -> None:
-    """Unpack ``tar`` into ``destination``, refusing members that would land outside it."""
-    if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+: the standard library checks everything
-        tar.extractall(destination, filter="data")
+    """Unpack the checked ``tar`` into the empty staging folder ``destination``."""
+    if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+: the standard library re-checks every member
+        try:
+            tar.extractall(destination, filter="data")
+        except tarfile.FilterError as error:
+            raise ArchiveError(
+                f"The archive {tar.name} is unsafe or damaged: {error}. Delete it and download it again."
+            ) from error
         return
-    root = destination.resolve()
-    for member in tar.getmembers():  # older Pythons: refuse absolute paths, '..' and links
-        target = (destination / member.name).resolve()
-        if member.issym() or member.islnk() or (root != target and root not in target.parents):
-            raise ValueError(f"refusing to unpack {member.name!r}: it would write outside {destination}.")
-    tar.extractall(destination)
+    tar.extractall(destination)  # older Pythons: check_members already refused everything unsafe
+
+
+def _move_into_place(staging: Path, folder: Path, tops: list[str], archive: Path) -> None:
+    """Move what is actually in ``staging`` into ``folder``; every path is checked to lie inside ``folder``."""
+    found = sorted(entry.name for entry in staging.iterdir())
+    if found != sorted(tops):
+        raise _unsafe(archive, ", ".join(found), f"unpacked to other top-level names than its members list ({tops})")
+    for top in found:
+        source = confined(staging / top, staging, "move")
+        target = confined(folder / top, folder, "replace")
+        old = None
+        if target.is_symlink() or target.exists():
+            old = confined(staging / f".old-{top}", staging, "move")
+            replace(target, old, inside=folder)  # keep the old copy until the new one is in place
+        replace(source, target, inside=folder)
+        if old is not None:
+            remove(old, inside=staging)
 
 
 def _files_for(urls: dict, hashes: dict) -> list[RemoteFile]:

@@ -14,6 +14,8 @@ import math
 import os
 from pathlib import Path
 
+from .safety import atomic_write
+
 RECORD_ENV_VAR = "COURSE_RECORD_RESULTS"
 
 
@@ -78,8 +80,12 @@ def record_results(lecture: str, rows: list[dict], *, mode: str, dataset: str | 
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "rows": [_plain(row) for row in rows],
     }
+    if not (isinstance(lecture, str) and lecture.isdigit() and len(lecture) == 2):
+        raise ValueError(f"lecture must be a two-digit string such as '05', got {lecture!r}.")
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"lecture{lecture}.json"
-    path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    text = json.dumps(payload, indent=2)
+    # Only ever lecture<NN>.json inside the results folder, written atomically (never half a file).
+    path = atomic_write(folder / f"lecture{lecture}.json", lambda tmp: tmp.write_text(text, encoding="utf-8"),
+                        inside=folder)
     print(f"Recorded the results in {path}")
     return path

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data import check_images
+
 __all__ = ["TileLayout", "tile_layout", "predict_tiled"]
 
 
@@ -120,7 +122,9 @@ def predict_tiled(
     Args:
         predict_fn: NumPy ``(N, th, tw, C)`` -> NumPy ``(N, th, tw, K)`` logits or
             probabilities (spatial size unchanged, i.e. 'same' padding).
-        image: ``(H, W, C)`` float array (one image, channels last).
+        image: ``(H, W, C)`` float array in [0, 1] (one image, channels last); uint8 0..255, NaN and
+            channels-first images are refused like ``predict()`` refuses them
+            (:func:`course_utils.data.check_images`).
         tile_size: int or (th, tw): the size the network sees.
         overlap: int or (oy, ox): overlap between neighbouring tiles; ``overlap // 2``
             pixels are dropped on each side of every tile's output. Make it at least
@@ -133,12 +137,7 @@ def predict_tiled(
     Returns:
         float ``(H, W, K)`` scores for the whole image.
     """
-    image = np.asarray(image)
-    if image.ndim != 3:
-        hint = " Add a channel axis: image[..., None]." if image.ndim == 2 else ""
-        if image.ndim == 4:
-            hint = " Pass one image (H, W, C), e.g. images[0]."
-        raise ValueError(f"image must be (H, W, C), got shape {image.shape}.{hint}")
+    image = check_images(image, "image", ndim=3)  # float in [0, 1], finite, (H, W, C): the same rule as predict()
     h, w = image.shape[:2]
     layout = tile_layout(h, w, tile_size, overlap, multiple_of)
     padded = _mirror_pad(image, layout.pad)
@@ -154,6 +153,11 @@ def predict_tiled(
                 f"predict_fn returned shape {scores.shape} for tiles {tiles.shape}; expected "
                 f"({len(chunk)}, {th}, {tw}, {num_classes}): it must keep the spatial size ('same' padding) "
                 "and return channels-last scores (for PyTorch: permute NCHW output to NHWC)."
+            )
+        if not np.isfinite(scores).all():
+            raise ValueError(
+                "predict_fn returned NaN or infinite scores: the model diverged (retrain with a lower learning "
+                "rate) or its weights were not loaded."
             )
         if out is None:
             out = np.zeros((layout.padded_shape[0] - 2 * my, layout.padded_shape[1] - 2 * mx, num_classes),

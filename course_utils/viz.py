@@ -162,7 +162,12 @@ def _info_defaults(info, num_classes, class_names, ignore_index):
 
 def _as_mask(mask, name="mask") -> np.ndarray:
     mask = np.asarray(mask)
+    if mask.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold integer class indices, got dtype {mask.dtype}: use .astype(np.int64).")
     if hasattr(mask, "dtype") and np.issubdtype(mask.dtype, np.floating):
+        if mask.size and not np.isfinite(mask).all():
+            raise ValueError(f"{name} contains NaN or infinite values: pass class indices (check how the mask "
+                             "was computed, then use .astype(np.int64)).")
         if mask.size and not np.all(mask == np.round(mask)):
             raise ValueError(
                 f"{name} holds non-integer values: pass class indices (argmax over the class "
@@ -217,6 +222,13 @@ def _image_rgb(image) -> np.ndarray:
 def _display_range(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8:
         return image.astype(np.float32) / 255.0
+    if image.dtype.kind not in "biuf":
+        raise TypeError(f"images must be numbers, got dtype {image.dtype}: pass float images in [0, 1].")
+    if image.size == 0:
+        raise ValueError(f"the image has shape {image.shape} and no pixels: pass a non-empty (H, W, C) image.")
+    if not np.isfinite(image).all():
+        raise ValueError("the image contains NaN or infinite values, which cannot be drawn: check how it was "
+                         "read or normalised (course_utils.data.check_images finds such problems).")
     image = image.astype(np.float32)
     lo, hi = float(np.min(image)), float(np.max(image))
     if lo < 0.0 or hi > 1.0:  # e.g. standardised images: stretch for display only
@@ -324,6 +336,11 @@ def _batch(images, masks, *more):
         if masks.ndim == 4 and masks.shape[-1] > 1:
             hint = " (these look like per-class scores: take argmax(axis=-1))"
         raise ValueError(f"masks must be (N, H, W) or (H, W), got {masks.shape}{hint}.")
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must be (N, H, W, C) or (N, H, W), got shape {images.shape}: "
+                         "pass a batch of images (channels last) that goes with the masks.")
+    if masks.shape[0] == 0:
+        raise ValueError("there is nothing to show: the batch is empty; pass at least one image and mask.")
     if images.ndim == 4 and images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3):
         raise ValueError(
             f"images have shape {images.shape}, which looks like NCHW: pass NHWC "

@@ -213,6 +213,17 @@ def expected_files() -> dict[Path, str]:
     return result
 
 
+def remove_stale_exercise(path: Path) -> None:
+    """Delete an exercise notebook whose solution is gone; only ever a .ipynb inside exercises/."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from course_utils.safety import remove
+
+    if Path(path).suffix != ".ipynb":
+        raise ValueError(f"refusing to delete {path}: only exercise notebooks (.ipynb) are removed.")
+    remove(path, inside=ROOT / "exercises")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is out of date")
@@ -229,7 +240,7 @@ def main(argv=None) -> int:
     for path in stale_exercises:
         changed.append(path)
         if not args.check:
-            path.unlink()
+            remove_stale_exercise(path)
     for path in changed:
         verb = "out of date" if args.check else "updated"
         print(f"{verb}: {path.relative_to(ROOT)}")

@@ -152,11 +152,12 @@ def test_sigmoid_output_is_scored_at_probability_one_half():
     """The seed's sigmoid model outputs probabilities: foreground above 0.5, not above 0."""
     inputs = keras.Input((4, 4, 1))
     model = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid", name="head")(inputs))
-    model.get_layer("head").set_weights([np.ones((1, 1, 1, 1), "float32"), np.zeros(1, "float32")])
+    model.get_layer("head").set_weights([np.full((1, 1, 1, 1), 10.0, "float32"), np.full(1, -5.0, "float32")])
     train.compile_model(model, num_classes=1, loss="binary_crossentropy")
-    # probabilities 0.5 + tiny or below: sigmoid(x) > 0.5 exactly where x > 0
-    images = np.array([[-1.0, 2.0, -3.0, 4.0]] * 4, "float32").reshape(1, 4, 4, 1)
-    masks = (images[..., 0] > 0).astype("int32")
+    # sigmoid(10 x - 5) > 0.5 exactly where x > 0.5 (images stay in [0, 1], as predict requires);
+    # every output is a probability > 0, so a threshold at 0 would call every pixel foreground.
+    images = np.array([[0.1, 0.6, 0.3, 0.9]] * 4, "float32").reshape(1, 4, 4, 1)
+    masks = (images[..., 0] > 0.5).astype("int32")
     assert np.array_equal(train.predict_masks(model, images), masks)
     scores = model.evaluate(images, masks, verbose=0, return_dict=True)
     assert scores["dice"] == pytest.approx(1.0)

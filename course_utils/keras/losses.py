@@ -21,6 +21,13 @@ segmentation loss goes through the loss (``class_weights=``) or through a per-pi
 ``sample_weight``.
 
 Formulas and NumPy ground truth: :mod:`course_utils.losses`.
+
+Input checks (the same in :mod:`course_utils.torch.losses`): a label outside ``0..C-1`` that is not
+``ignore_index`` is refused with one sentence, by an explicit check (eagerly a ValueError; inside
+``model.fit`` a failed assertion with the same sentence; under XLA, which drops assertions, a NaN loss)
+rather than by TensorFlow's gather, which fails with a raw ``GatherV2`` error on the CPU and returns 0 on a
+GPU; channels-first logits get the ``transpose`` that fixes them. NaN logits are not refused: they come
+from a model that diverged, and the NaN loss is how training sees that.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import ops
+
+from ..data import check_class_axis, label_range_message
 
 __all__ = [
     "CrossEntropyLoss",
@@ -49,10 +58,43 @@ def _weights_list(class_weights):
     return values
 
 
-def _check(y_true, y_pred, name, binary_ok=True):
-    """Static checks (shapes known at trace time). Returns (y_true int32, logits float32)."""
+def _label_guard(y_true, num_classes, ignore_index, name):
+    """Explicit label-range check of ``y_true`` (int32); returns a float32 scalar to add to the logits.
+
+    Eagerly: a ValueError with the sentence every loss gives (:func:`course_utils.data.label_range_message`).
+    Inside ``model.fit`` (a graph): ``tf.debugging.Assert`` with the same sentence fails the step; under XLA
+    (``jit_compile``, Keras' default on a GPU), which drops assertions, the returned value is NaN instead
+    of 0, so the loss becomes NaN rather than silently wrong (a GPU gather returns 0 for an out-of-range
+    index, which is what made the loss look fine before).
+    """
+    labels = y_true if ignore_index is None else ops.where(ops.equal(y_true, ignore_index), ops.zeros_like(y_true),
+                                                         y_true)
+    bad = ops.logical_or(ops.less(labels, 0), ops.greater_equal(labels, num_classes))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.executing_eagerly():
+            any_bad = tf.reduce_any(bad)
+            check = tf.debugging.Assert(
+                tf.logical_not(any_bad),
+                [f"{name}: target values must be in 0..{num_classes - 1} (or ignore_index), found",
+                 tf.reduce_min(labels), "..", tf.reduce_max(labels),
+                 ": map labels to class indices or pass ignore_index."],
+            )
+            with tf.control_dependencies([check]):
+                return tf.where(any_bad, tf.constant(float("nan")), tf.constant(0.0))
+    values = ops.convert_to_numpy(labels)
+    if values.size and ((values < 0) | (values >= num_classes)).any():
+        raise ValueError(f"{name}: " + label_range_message("target", int(values.min()), int(values.max()),
+                                                            num_classes))
+    return 0.0
+
+
+def _check(y_true, y_pred, name, binary_ok=True, ignore_index=None):
+    """Checks (static shapes at trace time, labels when the values exist). Returns (y_true int32, logits float32)."""
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.convert_to_tensor(y_true)
+    check_class_axis(tuple(y_pred.shape), tuple(y_true.shape), "NHWC", "y_pred")
     if len(y_pred.shape) != 4:
         raise ValueError(f"{name}: y_pred must be logits (B, H, W, C), got shape {tuple(y_pred.shape)}: "
                          "add the batch axis or check the model output.")
@@ -66,7 +108,15 @@ def _check(y_true, y_pred, name, binary_ok=True):
     if y_pred.shape[-1] == 1 and not binary_ok:
         raise ValueError(f"{name} needs C >= 2 logits per pixel, got 1: use BinaryCrossEntropyLoss for a 1-logit "
                          "(sigmoid) model, or give the model 2 output channels.")
-    return ops.cast(y_true, "int32"), ops.cast(y_pred, "float32")
+    if y_true.dtype is not None and ("float" in str(y_true.dtype) or "bool" in str(y_true.dtype)):
+        raise TypeError(f"{name}: y_true must hold integer class indices, got dtype {y_true.dtype}: "
+                        "use masks.astype('int64') (or ops.cast(y_true, 'int32')).")
+    y_true = ops.cast(y_true, "int32")
+    logits = ops.cast(y_pred, "float32")
+    num_classes = max(int(y_pred.shape[-1]), 2) if y_pred.shape[-1] is not None else None
+    if num_classes is not None:
+        logits = logits + _label_guard(y_true, num_classes, ignore_index, name)
+    return y_true, logits
 
 
 def _valid_weights(y_true, ignore_index, sample_weight):
@@ -114,7 +164,7 @@ def _soft_sums(y_true, logits, ignore_index, sample_weight=None):
 
 def soft_dice_per_class(y_true, y_pred, smooth=1.0, ignore_index=None):
     """Soft Dice per class ``(2 I_c + smooth) / (P_c + G_c + smooth)``, tensor (C,) (2 for one logit)."""
-    y_true, logits = _check(y_true, y_pred, "soft_dice_per_class")
+    y_true, logits = _check(y_true, y_pred, "soft_dice_per_class", ignore_index=ignore_index)
     inter, psum, gsum = _soft_sums(y_true, logits, ignore_index)
     return (2.0 * inter + smooth) / (psum + gsum + smooth)
 
@@ -156,7 +206,10 @@ class _SegmentationLoss(keras.losses.Loss):
         return {"name": self.name, "ignore_index": self.ignore_index}
 
 
-def _ce_terms(y_true, logits, class_weights, ignore_index, sample_weight):
+def _ce_terms(y_true, logits, class_weights, ignore_index, sample_weight, name="CrossEntropyLoss"):
+    if class_weights is not None and logits.shape[-1] is not None and len(class_weights) != logits.shape[-1]:
+        n, c = len(class_weights), logits.shape[-1]
+        raise ValueError(f"{name}: class_weights has {n} entries but the logits have {c} classes: give one weight per class.")
     valid, safe = _valid_weights(y_true, ignore_index, sample_weight)
     logp = ops.log_softmax(logits, axis=-1)
     logp_true = ops.squeeze(ops.take_along_axis(logp, ops.expand_dims(safe, -1), axis=-1), -1)
@@ -183,7 +236,7 @@ class CrossEntropyLoss(_SegmentationLoss):
         self.class_weights = _weights_list(class_weights)
 
     def compute(self, y_true, y_pred, sample_weight=None):
-        y_true, logits = _check(y_true, y_pred, "CrossEntropyLoss", binary_ok=False)
+        y_true, logits = _check(y_true, y_pred, "CrossEntropyLoss", binary_ok=False, ignore_index=self.ignore_index)
         logp, w = _ce_terms(y_true, logits, self.class_weights, self.ignore_index, sample_weight)
         return _weighted_mean(-logp, w)
 
@@ -208,7 +261,7 @@ class BinaryCrossEntropyLoss(_SegmentationLoss):
         self.pos_weight = None if pos_weight is None else float(pos_weight)
 
     def compute(self, y_true, y_pred, sample_weight=None):
-        y_true, logits = _check(y_true, y_pred, "BinaryCrossEntropyLoss")
+        y_true, logits = _check(y_true, y_pred, "BinaryCrossEntropyLoss", ignore_index=self.ignore_index)
         if logits.shape[-1] != 1:
             raise ValueError(f"BinaryCrossEntropyLoss needs logits (B, H, W, 1), got {logits.shape[-1]} channels: "
                              "use CrossEntropyLoss for multi-class logits.")
@@ -242,7 +295,7 @@ class DiceLoss(_SegmentationLoss):
         self.include_background = bool(include_background)
 
     def compute(self, y_true, y_pred, sample_weight=None):
-        y_true, logits = _check(y_true, y_pred, "DiceLoss")
+        y_true, logits = _check(y_true, y_pred, "DiceLoss", ignore_index=self.ignore_index)
         inter, psum, gsum = _soft_sums(y_true, logits, self.ignore_index, sample_weight)
         dice = (2.0 * inter + self.smooth) / (psum + gsum + self.smooth)
         if not self.include_background:
@@ -265,6 +318,7 @@ class CEDiceLoss(_SegmentationLoss):
         self.dice = DiceLoss(smooth=smooth, include_background=include_background, ignore_index=ignore_index)
 
     def compute(self, y_true, y_pred, sample_weight=None):
+        _check(y_true, y_pred, "CEDiceLoss", binary_ok=False, ignore_index=self.ignore_index)  # errors name this loss
         return (self.ce_weight * self.ce.compute(y_true, y_pred, sample_weight)
                 + self.dice_weight * self.dice.compute(y_true, y_pred, sample_weight))
 
@@ -292,8 +346,8 @@ class FocalLoss(_SegmentationLoss):
         self.class_weights = _weights_list(class_weights)
 
     def compute(self, y_true, y_pred, sample_weight=None):
-        y_true, logits = _check(y_true, y_pred, "FocalLoss", binary_ok=False)
-        logp, w = _ce_terms(y_true, logits, self.class_weights, self.ignore_index, sample_weight)
+        y_true, logits = _check(y_true, y_pred, "FocalLoss", binary_ok=False, ignore_index=self.ignore_index)
+        logp, w = _ce_terms(y_true, logits, self.class_weights, self.ignore_index, sample_weight, "FocalLoss")
         focal = ops.power(ops.maximum(1.0 - ops.exp(logp), 0.0), self.gamma) * (-logp)
         return _weighted_mean(focal, w)
 
@@ -316,7 +370,7 @@ class TverskyLoss(_SegmentationLoss):
         self.include_background = bool(include_background)
 
     def compute(self, y_true, y_pred, sample_weight=None):
-        y_true, logits = _check(y_true, y_pred, "TverskyLoss")
+        y_true, logits = _check(y_true, y_pred, "TverskyLoss", ignore_index=self.ignore_index)
         tp, psum, gsum = _soft_sums(y_true, logits, self.ignore_index, sample_weight)
         ti = (tp + self.smooth) / (tp + self.alpha * (psum - tp) + self.beta * (gsum - tp) + self.smooth)
         if not self.include_background:

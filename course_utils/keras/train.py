@@ -177,6 +177,8 @@ def training_callbacks(checkpoint_path=None, patience=None, monitor: str = "val_
                 f"checkpoint_path {str(path)!r} must end in .keras (whole model) or .weights.h5 "
                 "(weights only), as Keras 3 requires: e.g. 'checkpoints/unet.keras'."
             )
+        if path.is_dir():
+            raise ValueError(f"checkpoint_path {str(path)!r} is a folder: pass a file name such as 'checkpoints/unet.keras'.")
         path.parent.mkdir(parents=True, exist_ok=True)
         callbacks.append(
             keras.callbacks.ModelCheckpoint(

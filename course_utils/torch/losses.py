@@ -14,6 +14,13 @@ Every loss is called as ``loss_fn(logits, target)``:
 The formulas and their NumPy ground truth are in :mod:`course_utils.losses`.
 Each loss has an ``ignore_index`` attribute (``course_utils.torch.train`` reads
 it to leave the same pixels out of Dice/IoU).
+
+Input checks (the same in :mod:`course_utils.keras.losses` and :mod:`course_utils.losses`): every loss
+refuses a target label outside ``0..C-1`` that is not ``ignore_index`` with one sentence
+(:func:`course_utils.data.label_range_message`), by an explicit check rather than by letting ``gather``
+fail (on a GPU that is a device-side assert), and channels-last logits with the ``permute`` that fixes
+them. NaN or infinite logits are *not* refused: they come from a model that diverged (too high a
+learning rate), and the NaN loss is how ``fit`` and a learning-rate range test see that.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..data import check_class_axis, label_range_message
 
 __all__ = [
     "CrossEntropyLoss",
@@ -51,6 +60,7 @@ def _check(logits, target, name, binary_ok=True):
                          "add the batch axis with logits.unsqueeze(0).")
     if target.dtype.is_floating_point or target.dtype == torch.bool:
         raise TypeError(f"{name}: target must hold integer class indices, got dtype {target.dtype}: use target.long().")
+    check_class_axis(tuple(logits.shape), tuple(target.shape), "NCHW")  # channels-last logits: say permute
     if target.ndim != 3 or tuple(target.shape) != (logits.shape[0],) + tuple(logits.shape[2:]):
         raise ValueError(f"{name}: target shape {tuple(target.shape)} does not match logits {tuple(logits.shape)}: "
                          "target must be (N, H, W) for logits (N, C, H, W) (squeeze a channel axis of size 1).")
@@ -59,12 +69,28 @@ def _check(logits, target, name, binary_ok=True):
                          "(sigmoid) model, or give the model 2 output channels.")
 
 
-def _valid_and_safe(target, ignore_index):
+def _check_weights(class_weights, num_classes, name):
+    if class_weights is not None and class_weights.numel() != num_classes:
+        n, c = class_weights.numel(), num_classes
+        raise ValueError(f"{name}: class_weights has {n} entries but the logits have {c} classes: give one weight per class.")
+
+
+def _valid_and_safe(target, ignore_index, num_classes, name):
+    """(valid pixels, labels with ignored pixels set to 0), after an explicit label-range check.
+
+    The check is explicit (one ``.any()``) rather than left to ``gather``/``one_hot``: on a GPU an
+    out-of-range index is a device-side assert that kills the session, and a void label (e.g. 11 of 12
+    classes, or 255 without ``ignore_index``) must get the same sentence everywhere.
+    """
     target = target.long()
     if ignore_index is None:
-        return torch.ones_like(target, dtype=torch.bool), target
-    valid = target != ignore_index
-    return valid, torch.where(valid, target, torch.zeros_like(target))
+        valid, safe = torch.ones_like(target, dtype=torch.bool), target
+    else:
+        valid = target != ignore_index
+        safe = torch.where(valid, target, torch.zeros_like(target))
+    if safe.numel() and bool(((safe < 0) | (safe >= num_classes)).any()):
+        raise ValueError(f"{name}: " + label_range_message("target", int(safe.min()), int(safe.max()), num_classes))
+    return valid, safe
 
 
 def _weighted_mean(values, weights):
@@ -80,14 +106,11 @@ def _class_probabilities(logits):
     return torch.softmax(logits, dim=1)
 
 
-def _soft_sums(logits, target, ignore_index):
+def _soft_sums(logits, target, ignore_index, name="soft_dice_per_class"):
     """Soft intersection, predicted and true mass per class over all valid pixels: three (C,) tensors."""
     probs = _class_probabilities(logits.float())
-    valid, safe = _valid_and_safe(target, ignore_index)
     num_classes = probs.shape[1]
-    if int(safe.max()) >= num_classes or int(safe.min()) < 0:
-        raise ValueError(f"target values must be in 0..{num_classes - 1} (or ignore_index), found "
-                         f"{int(safe.min())}..{int(safe.max())}: map labels to class indices or pass ignore_index.")
+    valid, safe = _valid_and_safe(target, ignore_index, num_classes, name)
     onehot = F.one_hot(safe, num_classes).permute(0, 3, 1, 2).to(probs.dtype)
     m = valid.unsqueeze(1).to(probs.dtype)
     probs, onehot = probs * m, onehot * m
@@ -119,7 +142,8 @@ class CrossEntropyLoss(nn.Module):
 
     def forward(self, logits, target):
         _check(logits, target, "CrossEntropyLoss", binary_ok=False)
-        valid, safe = _valid_and_safe(target, self.ignore_index)
+        valid, safe = _valid_and_safe(target, self.ignore_index, logits.shape[1], "CrossEntropyLoss")
+        _check_weights(self.class_weights, logits.shape[1], "CrossEntropyLoss")
         logp = F.log_softmax(logits.float(), dim=1)
         ce = -logp.gather(1, safe.unsqueeze(1)).squeeze(1)
         w = valid.to(ce.dtype)
@@ -152,7 +176,7 @@ class BinaryCrossEntropyLoss(nn.Module):
         if logits.shape[1] != 1:
             raise ValueError(f"BinaryCrossEntropyLoss needs logits (N, 1, H, W), got {logits.shape[1]} channels: "
                              "use CrossEntropyLoss for multi-class logits.")
-        valid, safe = _valid_and_safe(target, self.ignore_index)
+        valid, safe = _valid_and_safe(target, self.ignore_index, 2, "BinaryCrossEntropyLoss")
         z = logits[:, 0].float()
         y = safe.to(z.dtype)
         pw = 1.0 if self.pos_weight is None else self.pos_weight
@@ -180,7 +204,8 @@ class DiceLoss(nn.Module):
 
     def forward(self, logits, target):
         _check(logits, target, "DiceLoss")
-        dice = soft_dice_per_class(logits, target, self.smooth, self.ignore_index)
+        inter, psum, gsum = _soft_sums(logits, target, self.ignore_index, "DiceLoss")
+        dice = (2.0 * inter + self.smooth) / (psum + gsum + self.smooth)
         if not self.include_background:
             dice = dice[1:]
         return 1.0 - dice.mean()
@@ -202,6 +227,8 @@ class CEDiceLoss(nn.Module):
         self.dice = DiceLoss(smooth=smooth, include_background=include_background, ignore_index=ignore_index)
 
     def forward(self, logits, target):
+        _check(logits, target, "CEDiceLoss", binary_ok=False)  # so that errors name this loss
+        _valid_and_safe(target, self.ignore_index, logits.shape[1], "CEDiceLoss")
         return self.ce_weight * self.ce(logits, target) + self.dice_weight * self.dice(logits, target)
 
 
@@ -224,7 +251,8 @@ class FocalLoss(nn.Module):
 
     def forward(self, logits, target):
         _check(logits, target, "FocalLoss", binary_ok=False)
-        valid, safe = _valid_and_safe(target, self.ignore_index)
+        valid, safe = _valid_and_safe(target, self.ignore_index, logits.shape[1], "FocalLoss")
+        _check_weights(self.class_weights, logits.shape[1], "FocalLoss")
         logp = F.log_softmax(logits.float(), dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
         focal = (1.0 - logp.exp()).clamp_min(0.0).pow(self.gamma) * (-logp)
         w = valid.to(focal.dtype)
@@ -248,7 +276,7 @@ class TverskyLoss(nn.Module):
 
     def forward(self, logits, target):
         _check(logits, target, "TverskyLoss")
-        tp, psum, gsum = _soft_sums(logits, target, self.ignore_index)
+        tp, psum, gsum = _soft_sums(logits, target, self.ignore_index, "TverskyLoss")
         ti = (tp + self.smooth) / (tp + self.alpha * (psum - tp) + self.beta * (gsum - tp) + self.smooth)
         if not self.include_background:
             ti = ti[1:]

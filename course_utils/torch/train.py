@@ -294,14 +294,33 @@ def evaluate(
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def save_checkpoint(model, path) -> Path:
-    """Save ``model.state_dict()`` to ``path`` (atomically: never a half-written file)."""
+_CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
+def _check_checkpoint_path(path) -> Path:
+    """A checkpoint path must name a ``.pt``/``.pth`` file (never a folder or another kind of file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
+    if path.suffix not in _CHECKPOINT_SUFFIXES:
+        raise ValueError(
+            f"checkpoint_path {str(path)!r} must end in .pt or .pth, e.g. 'checkpoints/unet.pt': the checkpoint "
+            "overwrites that file, so it must not be a file of another kind."
+        )
+    if path.is_dir():
+        raise ValueError(f"checkpoint_path {str(path)!r} is a folder: pass a file name such as 'checkpoints/unet.pt'.")
     return path
+
+
+def save_checkpoint(model, path) -> Path:
+    """Save ``model.state_dict()`` to ``path`` (a ``.pt``/``.pth`` file), atomically.
+
+    The state is written to a uniquely named temporary file in the same folder and moved into place with
+    ``os.replace`` (:func:`course_utils.safety.atomic_write`): never a half-written checkpoint, and no other
+    file is touched.
+    """
+    from ..safety import atomic_write
+
+    path = _check_checkpoint_path(path)
+    return atomic_write(path, lambda tmp: torch.save(model.state_dict(), tmp))
 
 
 def load_checkpoint(model, path):
@@ -397,6 +416,8 @@ def fit(
             f"monitor={monitor!r} is not recorded: choose one of {valid_monitors}"
             + (" (without a val_loader only the training loss exists)." if val_loader is None else ".")
         )
+    if checkpoint_path is not None:
+        _check_checkpoint_path(checkpoint_path)  # before training, not after the first epoch
     device = resolve_device(device)
     use_amp = _resolve_flag(amp, device, "amp")
     use_channels_last = _resolve_flag(channels_last, device, "channels_last")
