@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import epoch_order
+from .safety import atomic_write
 
 __all__ = [
     "per_device_batch_size",
@@ -198,11 +199,8 @@ class RunLog:
         if not self.active:
             return None
         self.record["summary"].update({k: _plain(v) for k, v in summary.items()})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.record, indent=1))
-        os.replace(tmp, self.path)
-        return self.path
+        text = json.dumps(self.record, indent=1)
+        return atomic_write(self.path, lambda tmp: tmp.write_text(text))
 
 
 def read_run_log(path) -> dict:

@@ -83,12 +83,13 @@ def replace(source, destination, *, inside) -> Path:
     return dst
 
 
-def atomic_write(path, write: Callable[[Path], None], *, inside=None) -> Path:
+def atomic_write(path, write: Callable[[Path], None], *, inside=None, suffix: str = ".tmp") -> Path:
     """Write ``path`` atomically: ``write(tmp)`` writes a temporary file next to it, then it replaces ``path``.
 
     inside: the folder ``path`` must lie in (default: ``path``'s own folder, which only forbids ``..`` tricks).
     The temporary file has a unique name (an existing file is never clobbered by it) and is removed when
-    ``write`` fails, so a half-written file never takes the place of a good one.
+    ``write`` fails, so a half-written file never takes the place of a good one. ``suffix`` ends the temporary
+    name, for writers that insist on an extension (Keras' ``save_weights`` wants ``.weights.h5``).
     """
     path = Path(path).expanduser()
     folder = Path(inside) if inside is not None else path.parent
@@ -96,7 +97,7 @@ def atomic_write(path, write: Callable[[Path], None], *, inside=None) -> Path:
     if target.is_dir():
         raise IsADirectoryError(f"{target} is a folder: pass a file name to write to.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(handle)
     tmp = Path(tmp_name)
     try:

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from ..data import _ensure_dataset_arrays, epoch_order, prepare_sample
 from ..distributed import RunLog, per_device_batch_size, scale_learning_rate, tf_config
+from ..safety import atomic_write
 
 __all__ = [
     "configure_logical_cpus",
@@ -193,11 +194,7 @@ def save_weights_chief(model: keras.Model, path, strategy=None) -> Path | None:
         raise ValueError(f"Keras weight files must end in .weights.h5, got {path.name!r}.")
     if not is_chief(strategy):
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("partial-" + path.name)
-    model.save_weights(tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: model.save_weights(str(tmp)), suffix=".weights.h5")
 
 
 class RunLogCallback(keras.callbacks.Callback):
