@@ -12,3 +12,4 @@ from .unet import *  # noqa: F401,F403  lectures 03-04
 from .losses import *  # noqa: F401,F403  lecture 05
 from .evaluation import *  # noqa: F401,F403  lecture 06
 from .fcn import *  # noqa: F401,F403  lecture 07
+from .dynamics import *  # noqa: F401,F403  lecture 08
