@@ -46,7 +46,13 @@ __all__ = [
     "save_rows",
     "load_rows",
     "plot_histories",
+    "compare",
+    "lookup",
+    "load_benchmark",
 ]
+
+#: Where the committed benchmark tables live when the course is not a local clone (e.g. on Colab).
+RESULTS_URL = "https://raw.githubusercontent.com/segmentation-course/semantic-segmentation-course/main/benchmarks/results"
 
 
 # =========================================================================== schedules
@@ -353,6 +359,33 @@ def markdown_table(summary: Sequence[Mapping], metrics: Sequence[str], by: str =
     return "\n".join(lines)
 
 
+def lookup(summary: Sequence[Mapping], setting, by: str = "setting") -> dict:
+    """The entry of :func:`summarise`'s output whose ``by`` equals ``setting`` (KeyError naming the choices)."""
+    for entry in summary:
+        if entry[by] == setting:
+            return dict(entry)
+    raise KeyError(f"no {by} {setting!r} in the table; it has {[e[by] for e in summary]}.")
+
+
+def compare(a: Mapping, b: Mapping, metric: str = "dice") -> str:
+    """Words for how setting ``a`` compares with ``b`` on ``metric``, judged against the seed spread.
+
+    ``a`` and ``b`` are entries of :func:`summarise`. The difference counts only when it is larger
+    than the sum of the two standard deviations *and* the two ranges (min-max over seeds) do not
+    overlap; otherwise the answer is "within the seed spread of". Returns "higher than",
+    "lower than" or "within the seed spread of", for prose such as
+    ``f"cosine is {compare(cos, const)} constant"``.
+    """
+    ma, mb = a[f"{metric}_mean"], b[f"{metric}_mean"]
+    sa, sb = (x if math.isfinite(x) else 0.0 for x in (a[f"{metric}_std"], b[f"{metric}_std"]))
+    if not (math.isfinite(ma) and math.isfinite(mb)):
+        return "not comparable (a run diverged) with"
+    separated = a[f"{metric}_min"] > b[f"{metric}_max"] or b[f"{metric}_min"] > a[f"{metric}_max"]
+    if abs(ma - mb) > sa + sb and separated:
+        return "higher than" if ma > mb else "lower than"
+    return "within the seed spread of"
+
+
 def _plain(value):
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -383,6 +416,34 @@ def load_rows(path) -> tuple[list[dict], dict]:
     payload = json.loads(path.read_text())
     rows = [{k: (float("nan") if v is None else v) for k, v in row.items()} for row in payload["rows"]]
     return rows, payload.get("meta", {})
+
+
+def load_benchmark(section: str, folder=None, download: bool = True) -> tuple[list[dict], dict]:
+    """The committed rows of ``benchmarks/training_dynamics.py``'s ``section`` (e.g. "lr"): ``(rows, meta)``.
+
+    Looks in ``folder`` if given, else in ``benchmarks/results`` of the clone this package was imported
+    from and of the working directory and its parent (a notebook runs in ``notebooks/``). When none has
+    the file (a pip install, e.g. on Colab) and ``download`` is True, the file is read from the
+    course's repository on GitHub.
+    """
+    name = f"dynamics_{section}.json"
+    here = Path(__file__).resolve().parents[1]
+    folders = [Path(folder)] if folder is not None else [
+        here / "benchmarks" / "results", Path.cwd() / "benchmarks" / "results", Path.cwd().parent / "benchmarks" / "results"]
+    for candidate in folders:
+        if (candidate / name).exists():
+            return load_rows(candidate / name)
+    if folder is not None or not download:
+        raise FileNotFoundError(
+            f"no {name} in {[str(f) for f in folders]}: run `python benchmarks/training_dynamics.py --only {section}` "
+            "in a clone of the course."
+        )
+    import tempfile
+    import urllib.request
+
+    target = Path(tempfile.mkdtemp(prefix="course-results-")) / name
+    urllib.request.urlretrieve(f"{RESULTS_URL}/{name}", target)  # noqa: S310 - fixed https URL
+    return load_rows(target)
 
 
 # =========================================================================== figures

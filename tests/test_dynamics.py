@@ -192,3 +192,24 @@ def test_plot_histories_draws_one_line_per_entry_with_band():
     assert ax.get_yscale() == "log"
     with pytest.raises(KeyError, match="has no 'val_dice'"):
         dyn.plot_histories({"one": {"loss": [1]}}, metric="val_dice")
+
+
+def test_compare_and_lookup_use_the_spread():
+    rows = ([{"setting": "a", "seed": k, "dice": v} for k, v in enumerate([0.80, 0.82, 0.81])]
+            + [{"setting": "b", "seed": k, "dice": v} for k, v in enumerate([0.60, 0.62, 0.61])]
+            + [{"setting": "c", "seed": k, "dice": v} for k, v in enumerate([0.70, 0.83, 0.79])])
+    table = dyn.summarise(rows, "dice")
+    a, b, c = (dyn.lookup(table, s) for s in "abc")
+    assert dyn.compare(a, b) == "higher than"
+    assert dyn.compare(b, a) == "lower than"
+    assert dyn.compare(a, c) == "within the seed spread of"  # ranges overlap
+    with pytest.raises(KeyError, match="no setting 'd'"):
+        dyn.lookup(table, "d")
+
+
+def test_load_benchmark_from_a_folder_and_a_clear_error(tmp_path):
+    dyn.save_rows(tmp_path / "dynamics_lr.json", [{"setting": "a", "seed": 0, "dice": 0.5}], section="lr")
+    rows, meta = dyn.load_benchmark("lr", folder=tmp_path)
+    assert rows[0]["dice"] == 0.5 and meta["section"] == "lr"
+    with pytest.raises(FileNotFoundError, match="--only schedule"):
+        dyn.load_benchmark("schedule", folder=tmp_path)
