@@ -15,8 +15,8 @@ Sections (``--only`` picks some):
 - ``schedule``: constant, step, cosine, one-cycle at the same budget and peak rate;
 - ``lambda``:   (1 - lambda) CE + lambda Dice from pure CE to pure Dice, and class-weighted CE,
                 with the Dice of the rare class;
-- ``recipe``:   the capstone's ingredients (augmentation, schedule, rate) against a plain loop at two
-                budgets, on the Pet-format stand-in the capstone uses in fast mode;
+- ``recipe``, ``recipe_long``: the capstone's ingredients (augmentation, schedule, rate) against a plain
+                loop at 5 and 12 epochs, on the Pet-format stand-in the capstone uses in fast mode;
 - ``keras``:    the learning-rate sweep's middle in Keras, to compare with PyTorch within the seed spread.
 
 Usage::
@@ -131,14 +131,16 @@ def sections():
     lam = {f"lambda={v:g}": {"loss": "ce+dice", "ce_weight": 1.0 - v, "dice_weight": v}
            for v in (0.0, 0.25, 0.5, 0.75, 1.0)}
     lam["weighted CE"] = {"loss": "ce", "class_weights": "median"}  # resolved in main()
-    recipe = {}
-    for epochs in (5, 15):
-        recipe[f"{epochs} ep: plain (Adam 2e-3, constant, no aug)"] = {"epochs": epochs, "lr": 2e-3}
-        recipe[f"{epochs} ep: old capstone (1e-3, cosine, flips)"] = {
-            "epochs": epochs, "lr": 1e-3, "schedule": "cosine", "augment": {"flip": True, "rotate90": False}}
-        recipe[f"{epochs} ep: 3e-3, cosine, no aug"] = {"epochs": epochs, "lr": 3e-3, "schedule": "cosine"}
-        recipe[f"{epochs} ep: 3e-3, cosine, flips"] = {
-            "epochs": epochs, "lr": 3e-3, "schedule": "cosine", "augment": {"flip": True, "rotate90": False}}
+    plain = {"lr": 2e-3}
+    old_capstone = {"lr": 1e-3, "schedule": "cosine", "augment": {"flip": True, "rotate90": False}}
+    new_default = {"lr": 3e-3, "schedule": "cosine"}
+    flips = {**new_default, "augment": {"flip": True, "rotate90": False}}
+    recipe = {f"5 ep: {label}": {"epochs": 5, **config} for label, config in (
+        ("plain (Adam 2e-3, constant, no aug)", plain), ("old capstone (1e-3, cosine, flips)", old_capstone),
+        ("3e-3, cosine, no aug", new_default))}
+    recipe_long = {f"12 ep: {label}": {"epochs": 12, **config} for label, config in (
+        ("plain (Adam 2e-3, constant, no aug)", plain), ("3e-3, cosine, no aug", new_default),
+        ("3e-3, cosine, flips", flips))}
     keras_lr = {f"lr={r:g}": {"lr": r} for r in (1e-4, 1e-3, 1e-2)}
     return {
         "lr": ("Learning-rate sweep (constant rate)", lr, "scenes", "torch"),
@@ -149,6 +151,8 @@ def sections():
         "lambda": ("(1 - lambda) CE + lambda Dice, and class-weighted CE (rate 3e-3)", lam, "scenes", "torch"),
         "recipe": ("The capstone's recipe by budget (Pet-format stand-in, 64 px, U-Net depth 3, 8 filters, batch 4)",
                    recipe, "pets", "torch"),
+        "recipe_long": ("The capstone's recipe at a longer budget (same data and model as recipe)", recipe_long,
+                        "pets", "torch"),
         "keras": ("Keras: the middle of the learning-rate sweep (compare with PyTorch's lr rows)", keras_lr,
                   "scenes", "keras"),
     }

@@ -62,6 +62,10 @@ def test_learning_rate_fix_messages(capsys):
         check_learning_rate_fix(suggestion, rates, losses, history_loss=[1.0, float("nan")])
     with pytest.raises(CheckFailed, match="did not fall"):
         check_learning_rate_fix(suggestion, rates, losses, history_loss=[1.0, 1.2])
+    with pytest.raises(CheckFailed, match="background only"):
+        check_learning_rate_fix(suggestion, rates, losses, history_loss=[1.0, 0.5], per_class_dice=[0.9, 0.0, 0.0, 0.0])
+    check_learning_rate_fix(suggestion, rates, losses, history_loss=[1.0, 0.5], per_class_dice=[0.9, 0.3, 0.0, 0.0])
+    assert "more than the background" in capsys.readouterr().out
     with pytest.raises(CheckFailed, match="positive number"):
         check_learning_rate_fix(-1e-3, rates, losses)
     with pytest.raises(CheckFailed, match="the range test's two lists"):

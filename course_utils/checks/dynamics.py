@@ -77,13 +77,15 @@ def check_prediction(prediction, before: float, after: float, spread: float, wha
     return False
 
 
-def check_learning_rate_fix(lr, rates, losses, history_loss=None, budget_factor: float = 100.0) -> None:
+def check_learning_rate_fix(lr, rates, losses, history_loss=None, per_class_dice=None,
+                            budget_factor: float = 100.0) -> None:
     """Check a repaired learning rate against a range test and, optionally, the run it gave.
 
     Args:
         lr: the student's learning rate.
         rates, losses: the range test's record (``lr_range_test(...)["rates"]``, ``["losses"]``).
         history_loss: the training losses per epoch of the run with ``lr`` (optional).
+        per_class_dice: the held-out Dice per class of that run (optional; class 0 = background).
         budget_factor: rates more than this factor below the range test's suggestion are "too slow".
     """
     from .. import dynamics as dyn
@@ -112,8 +114,15 @@ def check_learning_rate_fix(lr, rates, losses, history_loss=None, budget_factor:
         if len(history_loss) > 1 and history_loss[-1] >= history_loss[0]:
             fail(f"with lr = {lr:g} the training loss did not fall ({history_loss[0]:.3f} -> {history_loss[-1]:.3f}): "
                  "look at the range test again and pick a rate where its loss falls steeply.")
+    if per_class_dice is not None:
+        foreground = np.asarray(per_class_dice, dtype=float)[1:]
+        if not np.any(np.nan_to_num(foreground) > 0.01):
+            fail(f"with lr = {lr:g} the training loss fell, but the held-out prediction is background only (Dice of "
+                 "every other class about 0): on a short budget this rate is still on the high side (batch "
+                 "normalisation's running statistics lag behind weights that change fast). Go about ten times lower.")
     passed(f"lr = {lr:g} lies in the range test's good region (suggestion {suggestion:.2g}, loss rises from "
-           f"{blow_up:.2g})" + (", and the run's loss fell." if history_loss is not None else "."))
+           f"{blow_up:.2g})" + (", and the run's loss fell" if history_loss is not None else "")
+           + (" and it finds more than the background." if per_class_dice is not None else "."))
 
 
 def check_rare_class_weights(weights, frequencies, rare_class: int) -> None:
