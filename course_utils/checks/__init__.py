@@ -18,3 +18,4 @@ from .evaluation import *  # noqa: F401,F403  lecture 06
 from .fcn import *  # noqa: F401,F403  lecture 07
 from .predict import *  # noqa: F401,F403  predict-run-explain tasks
 from .capstone import *  # noqa: F401,F403  lecture 09's open task
+from .dynamics import *  # noqa: F401,F403  lecture 08

@@ -27,7 +27,8 @@ from keras import layers
 
 from ..sizes import check_input_size
 
-__all__ = ["build_unet", "count_parameters", "check_input_size", "InputSizeCheck", "conv_block"]
+__all__ = ["build_unet", "count_parameters", "check_input_size", "InputSizeCheck", "conv_block", "resolve_norm",
+           "group_count"]
 
 
 @keras.saving.register_keras_serializable(package="course_utils")
@@ -81,18 +82,37 @@ class InputSizeCheck(layers.Layer):
         return config
 
 
-def conv_block(x, filters: int, batch_norm: bool, name: str):
-    """Double 3x3 convolution: (conv-BN-ReLU) x2, or (conv+bias-ReLU) x2 without BN.
+def resolve_norm(batch_norm: bool, norm) -> str | None:
+    """The normalisation a block uses: ``norm`` when given ("batch", "group" or None), else
+    ``"batch"`` if ``batch_norm`` else None (``norm="auto"``, the default). Same rule in PyTorch."""
+    if norm == "auto":
+        return "batch" if batch_norm else None
+    if norm not in ("batch", "group", None):
+        raise ValueError(f'norm must be "batch", "group", None or "auto", got {norm!r}.')
+    return norm
 
-    Layers are named ``{name}_conv1``, ``{name}_bn1``, ``{name}_relu1``, ``..2``.
+
+def group_count(channels: int, max_groups: int = 8) -> int:
+    """Groups of a GroupNorm over ``channels``: the largest divisor of ``channels`` up to ``max_groups``."""
+    return max(g for g in range(1, max_groups + 1) if channels % g == 0)
+
+
+def conv_block(x, filters: int, batch_norm: bool, name: str, norm="auto"):
+    """Double 3x3 convolution: (conv-norm-ReLU) x2, or (conv+bias-ReLU) x2 without normalisation.
+
+    Layers are named ``{name}_conv1``, ``{name}_bn1``, ``{name}_relu1``, ``..2`` (``_bn*`` is a
+    BatchNormalization, or a GroupNormalization with :func:`group_count` groups for ``norm="group"``).
     Shapes: (B, H, W, C_in) -> (B, H, W, filters).
     """
+    norm = resolve_norm(batch_norm, norm)
     for i in (1, 2):
         x = layers.Conv2D(
-            filters, 3, padding="same", use_bias=not batch_norm, name=f"{name}_conv{i}"
+            filters, 3, padding="same", use_bias=norm is None, name=f"{name}_conv{i}"
         )(x)
-        if batch_norm:
+        if norm == "batch":
             x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn{i}")(x)
+        elif norm == "group":
+            x = layers.GroupNormalization(groups=group_count(filters), epsilon=1e-5, name=f"{name}_bn{i}")(x)
         x = layers.ReLU(name=f"{name}_relu{i}")(x)
     return x
 
@@ -130,6 +150,7 @@ def build_unet(
     dropout: float = 0.0,
     final_activation=None,
     name: str = "unet",
+    norm="auto",
 ) -> keras.Model:
     """Build a U-Net as a Keras functional model.
 
@@ -147,6 +168,8 @@ def build_unet(
         final_activation: None -> the model returns logits (course default);
             e.g. "sigmoid" reproduces the seed's model.
         name: model name.
+        norm: "batch", "group" (GroupNorm, independent of the batch size: use it at batch sizes
+            of 1-2), None (no normalisation, convs with bias) or "auto" (= ``batch_norm``'s choice).
 
     Returns:
         keras.Model mapping (B, H, W, C) float32 to (B, H, W, num_classes).
@@ -166,6 +189,7 @@ def build_unet(
         raise ValueError(f'upsampling must be "transpose" or "resize", got {upsampling!r}.')
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+    norm = resolve_norm(batch_norm, norm)
     if height is not None and width is not None:
         check_input_size(height, width, depth)  # fail at build time with a clear message
 
@@ -174,11 +198,11 @@ def build_unet(
 
     skips = []
     for level in range(1, depth + 1):
-        x = conv_block(x, base_filters * 2 ** (level - 1), batch_norm, name=f"enc{level}")
+        x = conv_block(x, base_filters * 2 ** (level - 1), batch_norm, name=f"enc{level}", norm=norm)
         skips.append(x)
         x = layers.MaxPooling2D(2, name=f"pool{level}")(x)
 
-    x = conv_block(x, base_filters * 2**depth, batch_norm, name="bottleneck")
+    x = conv_block(x, base_filters * 2**depth, batch_norm, name="bottleneck", norm=norm)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
 
@@ -186,7 +210,7 @@ def build_unet(
         filters = base_filters * 2 ** (level - 1)
         x = _upsample(x, filters, upsampling, name=f"up{level}")
         x = layers.Concatenate(axis=-1, name=f"concat{level}")([x, skips[level - 1]])
-        x = conv_block(x, filters, batch_norm, name=f"dec{level}")
+        x = conv_block(x, filters, batch_norm, name=f"dec{level}", norm=norm)
 
     # The head computes in float32 so that logits stay float32 under mixed precision.
     outputs = layers.Conv2D(num_classes, 1, name="head", dtype="float32")(x)

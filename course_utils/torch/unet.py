@@ -23,23 +23,51 @@ from torch import nn
 
 from ..sizes import check_input_size
 
-__all__ = ["UNet", "DoubleConv", "ResizeConv", "count_parameters", "check_input_size"]
+__all__ = ["UNet", "DoubleConv", "ResizeConv", "count_parameters", "check_input_size", "resolve_norm", "group_count"]
+
+NORMS = ("batch", "group", None)
+
+
+def resolve_norm(batch_norm: bool, norm) -> str | None:
+    """The normalisation a block uses: ``norm`` when given ("batch", "group" or None), else
+    ``"batch"`` if ``batch_norm`` else None (``norm="auto"``, the default). Same rule in Keras."""
+    if norm == "auto":
+        return "batch" if batch_norm else None
+    if norm not in NORMS:
+        raise ValueError(f'norm must be "batch", "group", None or "auto", got {norm!r}.')
+    return norm
+
+
+def group_count(channels: int, max_groups: int = 8) -> int:
+    """Groups of a GroupNorm over ``channels``: the largest divisor of ``channels`` up to ``max_groups``."""
+    return max(g for g in range(1, max_groups + 1) if channels % g == 0)
+
+
+def _norm_layer(norm, channels: int) -> nn.Module:
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "group":
+        return nn.GroupNorm(group_count(channels), channels, eps=1e-5)
+    return nn.Identity()
 
 
 class DoubleConv(nn.Module):
-    """(conv3x3-BN-ReLU) x2, or (conv3x3+bias-ReLU) x2 when ``batch_norm=False``.
+    """(conv3x3-norm-ReLU) x2, or (conv3x3+bias-ReLU) x2 without normalisation.
 
     Shapes: (B, C_in, H, W) -> (B, out_channels, H, W).
-    Submodules: ``conv1``, ``bn1``, ``relu1``, ``conv2``, ``bn2``, ``relu2``.
+    Submodules: ``conv1``, ``bn1``, ``relu1``, ``conv2``, ``bn2``, ``relu2`` (``bn*`` is a
+    BatchNorm2d, a GroupNorm with :func:`group_count` groups for ``norm="group"``, or Identity).
+    A GroupNorm normalises each image on its own, so it behaves the same at batch size 1 as at 32.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True, norm="auto"):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not batch_norm)
-        self.bn1 = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        norm = resolve_norm(batch_norm, norm)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=norm is None)
+        self.bn1 = _norm_layer(norm, out_channels)
         self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=not batch_norm)
-        self.bn2 = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=norm is None)
+        self.bn2 = _norm_layer(norm, out_channels)
         self.relu2 = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,6 +103,8 @@ class UNet(nn.Module):
         upsampling: "transpose" (2x2 transposed conv, stride 2) or "resize"
             (bilinear x2 then 3x3 conv).
         dropout: dropout probability after the bottleneck block (0 = none).
+        norm: "batch", "group" (GroupNorm, independent of the batch size: use it at batch sizes
+            of 1-2), None (no normalisation, convs with bias) or "auto" (= ``batch_norm``'s choice).
 
     Same configuration -> same parameter count as ``course_utils.keras.unet.build_unet``.
     """
@@ -88,6 +118,7 @@ class UNet(nn.Module):
         batch_norm: bool = True,
         upsampling: str = "transpose",
         dropout: float = 0.0,
+        norm="auto",
     ):
         super().__init__()
         for value, what in ((in_channels, "in_channels"), (num_classes, "num_classes"),
@@ -98,6 +129,7 @@ class UNet(nn.Module):
             raise ValueError(f'upsampling must be "transpose" or "resize", got {upsampling!r}.')
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        norm = resolve_norm(batch_norm, norm)
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.depth = depth
@@ -105,10 +137,10 @@ class UNet(nn.Module):
         channels = in_channels
         for level in range(1, depth + 1):
             filters = base_filters * 2 ** (level - 1)
-            self.add_module(f"enc{level}", DoubleConv(channels, filters, batch_norm))
+            self.add_module(f"enc{level}", DoubleConv(channels, filters, norm=norm))
             channels = filters
         self.pool = nn.MaxPool2d(2)
-        self.bottleneck = DoubleConv(channels, base_filters * 2**depth, batch_norm)
+        self.bottleneck = DoubleConv(channels, base_filters * 2**depth, norm=norm)
         self.dropout = nn.Dropout(dropout)
         channels = base_filters * 2**depth
         for level in range(depth, 0, -1):
@@ -118,7 +150,7 @@ class UNet(nn.Module):
             else:
                 up = ResizeConv(channels, filters)
             self.add_module(f"up{level}", up)
-            self.add_module(f"dec{level}", DoubleConv(2 * filters, filters, batch_norm))
+            self.add_module(f"dec{level}", DoubleConv(2 * filters, filters, norm=norm))
             channels = filters
         self.head = nn.Conv2d(channels, num_classes, 1)
 

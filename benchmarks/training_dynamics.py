@@ -1,0 +1,243 @@
+"""Lecture 08's sweeps: learning rate, batch size, normalisation, schedules, loss weights, the capstone's recipe.
+
+Every setting is trained with several seeds (default 3) through the course's ``fit``
+(``course_utils.torch.dynamics.train_and_score``: U-Net, Adam, a per-step schedule) at a small
+CPU budget fixed in epochs, and scored on held-out images. One JSON file per section goes to
+``benchmarks/results/dynamics_<section>.json`` (rows: setting, seed, metrics, loss history) and a
+Markdown summary (mean ± standard deviation over seeds, and the range) to
+``benchmarks/results/training_dynamics.md``. Lecture 08 reads both.
+
+Sections (``--only`` picks some):
+
+- ``lr``:       Adam's rate from 1e-5 to 1 (synthetic scenes, 4 classes); ``lr_large``: 10 and 100;
+                ``lr_membranes``: 1e-4 to 10 on 64 px tiles of the ISBI 2012 membranes (binary);
+- ``batch``:    batch size 2, 8, 32 at the same number of epochs, rate fixed vs scaled linearly;
+- ``norm``:     batch size 2 with BatchNorm vs GroupNorm;
+- ``schedule``: constant, step, cosine, one-cycle at the same budget and peak rate;
+- ``lambda``:   (1 - lambda) CE + lambda Dice from pure CE to pure Dice, and class-weighted CE,
+                with the Dice of the rare class;
+- ``recipe``, ``recipe_long``: the capstone's ingredients (augmentation, schedule, rate) against a plain
+                loop at 5 and 12 epochs, on the Pet-format stand-in the capstone uses in fast mode;
+- ``keras``:    the learning-rate sweep's middle in Keras, to compare with PyTorch within the seed spread.
+
+Usage::
+
+    .venv/bin/python benchmarks/training_dynamics.py                    # all sections (about 25 min, 2 cores)
+    .venv/bin/python benchmarks/training_dynamics.py --only lr schedule
+    .venv/bin/python benchmarks/training_dynamics.py --quick            # 1 seed, 2 epochs: checks that it runs
+    .venv/bin/python benchmarks/training_dynamics.py --reuse            # only rebuild the Markdown summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import numpy as np  # noqa: E402
+
+from course_utils import data, dynamics  # noqa: E402
+
+RESULTS = HERE / "results"
+
+# ----------------------------------------------------------------------------- the fixed CPU budget
+SCENES = dict(n_train=128, n_val=128, size=48, num_classes=4, rare_class_frequency=0.3, data_seed=1234)
+MODEL = dict(base_filters=8, depth=2)
+EPOCHS = 8
+BATCH = 8
+RARE = 3  # the triangle: the rare class of the scenes
+SETUP = (f"synthetic scenes {SCENES['n_train']} train + {SCENES['n_val']} held-out images, "
+         f"{SCENES['size']} px, 4 classes (triangle rare, p={SCENES['rare_class_frequency']}); "
+         f"U-Net depth {MODEL['depth']}, {MODEL['base_filters']} base filters; Adam; "
+         f"{EPOCHS} epochs of batch {BATCH} unless the setting says otherwise; 1 CPU thread")
+
+LR_RATES = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+LR_LARGE = [10.0, 100.0]  # Adam with BatchNorm still trains at 1: where does it break?
+BASE_LR = 3e-3
+
+
+def scenes():
+    s = SCENES
+    x, y = data.make_shapes(s["n_train"] + s["n_val"], size=s["size"], num_classes=s["num_classes"],
+                            seed=s["data_seed"], rare_class_frequency=s["rare_class_frequency"])
+    n = s["n_train"]
+    return x[:n], y[:n], x[n:], y[n:]
+
+
+def pets_standin():
+    """The capstone's fast-mode data: the Pet-format stand-in, 64 px, 3 classes."""
+    from course_utils import pets
+
+    work = Path(tempfile.mkdtemp(prefix="dynamics-pets-"))
+    pets.register_sample_pets(work / "server", num_trainval=96, num_test=48, seed=0)
+    kwargs = dict(root=work / "data", size=64, dataset=pets.SAMPLE_DATASET_NAME)
+    x_train, y_train = pets.load_pets(split="trainval", **kwargs)
+    x_test, y_test = pets.load_pets(split="test", **kwargs)
+    return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64)
+
+
+def membranes():
+    """ISBI 2012 slices as 64 x 64 tiles: 128 training tiles from slices 0-24, 64 held-out tiles from 25-29."""
+    x, y = data.load_membranes(download=False)
+
+    def tiles(images, masks, count, seed):
+        n, h, w, _ = images.shape
+        per = (h // 64) * (w // 64)
+        xt = images[:, : h // 64 * 64, : w // 64 * 64].reshape(n, h // 64, 64, w // 64, 64, 1)
+        yt = masks[:, : h // 64 * 64, : w // 64 * 64].reshape(n, h // 64, 64, w // 64, 64)
+        xt = xt.transpose(0, 1, 3, 2, 4, 5).reshape(n * per, 64, 64, 1)
+        yt = yt.transpose(0, 1, 3, 2, 4).reshape(n * per, 64, 64)
+        pick = np.random.default_rng(seed).choice(len(xt), count, replace=False)
+        return np.ascontiguousarray(xt[pick]), np.ascontiguousarray(yt[pick])
+
+    x_train, y_train = tiles(x[:25], y[:25], 128, 0)
+    x_val, y_val = tiles(x[25:], y[25:], 64, 1)
+    return x_train, y_train, x_val, y_val
+
+
+def torch_runner(x_train, y_train, x_val, y_val, num_classes, epochs_scale=1.0, **fixed):
+    from course_utils.torch.dynamics import train_and_score
+
+    def run(setting, seed):
+        kwargs = {"num_classes": num_classes, "lr": BASE_LR, "batch_size": BATCH, "epochs": EPOCHS,
+                  **MODEL, **fixed, **setting}
+        if epochs_scale != 1.0:
+            kwargs["epochs"] = max(1, int(round(kwargs["epochs"] * epochs_scale)))
+        result = train_and_score(x_train, y_train, x_val, y_val, seed=seed, **kwargs)
+        return {"dice": result["dice"], "rare_dice": result["per_class_dice"][-1] if num_classes > 2 else np.nan,
+                "per_class_dice": result["per_class_dice"], "final_loss": result["final_loss"],
+                "loss_history": result["history"]["loss"]}
+
+    return run
+
+
+def keras_runner(x_train, y_train, x_val, y_val, num_classes, epochs_scale=1.0, **fixed):
+    from course_utils.keras.dynamics import train_and_score
+
+    def run(setting, seed):
+        kwargs = {"num_classes": num_classes, "lr": BASE_LR, "batch_size": BATCH, "epochs": EPOCHS,
+                  **MODEL, **fixed, **setting}
+        if epochs_scale != 1.0:
+            kwargs["epochs"] = max(1, int(round(kwargs["epochs"] * epochs_scale)))
+        result = train_and_score(x_train, y_train, x_val, y_val, seed=seed, **kwargs)
+        return {"dice": result["dice"], "rare_dice": result["per_class_dice"][-1],
+                "per_class_dice": result["per_class_dice"], "final_loss": result["final_loss"],
+                "loss_history": result["history"]["loss"]}
+
+    return run
+
+
+def sections():
+    """{name: (description, settings, data, framework)}; settings are {label: train_and_score kwargs}."""
+    lr = {f"lr={r:g}": {"lr": r} for r in LR_RATES}
+    lr_large = {f"lr={r:g}": {"lr": r} for r in LR_LARGE}
+    lr_membranes = {f"lr={r:g}": {"lr": r} for r in (1e-4, 1e-3, 1e-2, 1e-1, 10.0)}
+    batch = {}
+    for bs in (2, 8, 32):
+        batch[f"batch {bs}, lr {BASE_LR:g}"] = {"batch_size": bs, "lr": BASE_LR}
+        if bs != BATCH:
+            scaled = BASE_LR * bs / BATCH
+            batch[f"batch {bs}, lr {scaled:g} (scaled)"] = {"batch_size": bs, "lr": scaled}
+    norm = {
+        "BatchNorm, batch 2": {"batch_size": 2, "lr": BASE_LR / 4, "norm": "batch"},
+        "GroupNorm, batch 2": {"batch_size": 2, "lr": BASE_LR / 4, "norm": "group"},
+        "GroupNorm, batch 8": {"batch_size": 8, "lr": BASE_LR, "norm": "group"},
+    }
+    schedule = {name: {"schedule": name} for name in dynamics.SCHEDULES}
+    lam = {f"lambda={v:g}": {"loss": "ce+dice", "ce_weight": 1.0 - v, "dice_weight": v}
+           for v in (0.0, 0.25, 0.5, 0.75, 1.0)}
+    lam["weighted CE"] = {"loss": "ce", "class_weights": "median"}  # resolved in main()
+    plain = {"lr": 2e-3}
+    old_capstone = {"lr": 1e-3, "schedule": "cosine", "augment": {"flip": True, "rotate90": False}}
+    new_default = {"lr": 3e-3, "schedule": "cosine"}
+    flips = {**new_default, "augment": {"flip": True, "rotate90": False}}
+    recipe = {f"5 ep: {label}": {"epochs": 5, **config} for label, config in (
+        ("plain (Adam 2e-3, constant, no aug)", plain), ("old capstone (1e-3, cosine, flips)", old_capstone),
+        ("3e-3, cosine, no aug", new_default))}
+    recipe_long = {f"12 ep: {label}": {"epochs": 12, **config} for label, config in (
+        ("plain (Adam 2e-3, constant, no aug)", plain), ("3e-3, cosine, no aug", new_default),
+        ("3e-3, cosine, flips", flips))}
+    keras_lr = {f"lr={r:g}": {"lr": r} for r in (1e-4, 1e-3, 1e-2)}
+    return {
+        "lr": ("Learning-rate sweep (constant rate)", lr, "scenes", "torch"),
+        "lr_large": ("Learning-rate sweep continued: rates beyond 1", lr_large, "scenes", "torch"),
+        "lr_membranes": ("Learning-rate sweep on the ISBI 2012 membranes (128 training tiles of 64 px from slices "
+                         "0-24, 64 held-out tiles from slices 25-29; membrane Dice)", lr_membranes, "membranes", "torch"),
+        "batch": ("Batch size, rate fixed vs scaled linearly with the batch (same epochs)", batch, "scenes", "torch"),
+        "norm": ("BatchNorm vs GroupNorm at batch size 2", norm, "scenes", "torch"),
+        "schedule": (f"Schedules at the same budget, peak rate {BASE_LR:g}", schedule, "scenes", "torch"),
+        "lambda": ("(1 - lambda) CE + lambda Dice, and class-weighted CE (rate 3e-3)", lam, "scenes", "torch"),
+        "recipe": ("The capstone's recipe by budget (Pet-format stand-in, 64 px, U-Net depth 3, 8 filters, batch 4)",
+                   recipe, "pets", "torch"),
+        "recipe_long": ("The capstone's recipe at a longer budget (same data and model as recipe)", recipe_long,
+                        "pets", "torch"),
+        "keras": ("Keras: the middle of the learning-rate sweep (compare with PyTorch's lr rows)", keras_lr,
+                  "scenes", "keras"),
+    }
+
+
+def summary_markdown(only=None) -> str:
+    parts = ["# Training dynamics (lecture 08)", "",
+             f"Budget: {SETUP}. Mean ± standard deviation over seeds (range in brackets); "
+             "`dice` is the mean Dice over the 4 classes on the held-out images, `rare_dice` the triangle's.",
+             "Written by `benchmarks/training_dynamics.py`.", ""]
+    for name, (description, _settings, dataset, framework) in sections().items():
+        path = RESULTS / f"dynamics_{name}.json"
+        if not path.exists():
+            continue
+        rows, meta = dynamics.load_rows(path)
+        metrics = ["dice", "rare_dice"] if dataset == "scenes" else ["dice"]
+        parts += [f"## {name}: {description}", "",
+                  f"{meta.get('framework', framework)}, seeds {meta.get('seeds')}" + (
+                      ", quick mode (not a result)" if meta.get("quick") else ""), "",
+                  dynamics.markdown_table(dynamics.summarise(rows, metrics), metrics), ""]
+    return "\n".join(parts)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=list(sections()), help="run only these sections")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="1 seed, a quarter of the epochs: a smoke test")
+    parser.add_argument("--reuse", action="store_true", help="run nothing; rebuild training_dynamics.md")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if not args.reuse:
+        import torch
+
+        torch.set_num_threads(1)
+        seeds = [0] if args.quick else list(range(args.seeds))
+        scale = 0.25 if args.quick else 1.0
+        cache = {}
+        for name in args.only or list(sections()):
+            description, settings, dataset, framework = sections()[name]
+            if dataset not in cache:
+                cache[dataset] = {"scenes": scenes, "pets": pets_standin, "membranes": membranes}[dataset]()
+            x_train, y_train, x_val, y_val = cache[dataset]
+            num_classes = {"scenes": SCENES["num_classes"], "pets": 3, "membranes": 2}[dataset]
+            fixed = {} if dataset == "scenes" else {"depth": 3, "batch_size": 4}
+            if name == "lambda":
+                weights = data.class_weights(y_train, num_classes, method="inverse_frequency")
+                settings["weighted CE"]["class_weights"] = [float(w) for w in weights]
+            runner = (torch_runner if framework == "torch" else keras_runner)(
+                x_train, y_train, x_val, y_val, num_classes, epochs_scale=scale, **fixed)
+            print(f"== {name}: {description}", flush=True)
+            rows = dynamics.run_sweep(runner, settings, seeds)
+            dynamics.save_rows(args.out / f"dynamics_{name}.json", rows, section=name, description=description,
+                               setup=SETUP if dataset == "scenes" else description, seeds=seeds,
+                               framework="Keras" if framework == "keras" else "PyTorch", quick=args.quick,
+                               settings={k: {kk: vv for kk, vv in v.items()} for k, v in settings.items()})
+    text = summary_markdown()
+    if args.out == RESULTS:
+        (RESULTS / "training_dynamics.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
