@@ -482,10 +482,15 @@ class MaskReport:
             return f"{c} ({self.class_names[c]})"
         return str(c)
 
+    def _shown_values(self) -> str:
+        """The first 12 distinct values, floats to 4 significant digits (lossy masks hold 0.010000002...)."""
+        shown = [f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v) for v in self.values[:12]]
+        return "[" + ", ".join(shown + (["..."] if len(self.values) > 12 else [])) + "]"
+
     def __str__(self) -> str:
-        shown = self.values if len(self.values) <= 12 else self.values[:12] + ["..."]
         lines = [
-            f"MaskReport: shape {self.shape}, dtype {self.dtype}, num_classes {self.num_classes}, values {shown}"
+            f"MaskReport: shape {self.shape}, dtype {self.dtype}, num_classes {self.num_classes}, "
+            f"values {self._shown_values()}"
         ]
         if self.class_frequencies is not None:
             freqs = ", ".join(
@@ -510,7 +515,7 @@ class MaskReport:
 
         rows = [
             ("shape", self.shape), ("dtype", self.dtype), ("num_classes", self.num_classes),
-            ("values", self.values if len(self.values) <= 12 else self.values[:12] + ["..."]),
+            ("values", self._shown_values()),
         ]
         if self.class_frequencies is not None:
             rows.append(("class frequencies", ", ".join(
@@ -595,7 +600,7 @@ def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[s
             problems.append(f"dtype {arr.dtype}: masks must be integer class indices; use masks.astype(np.int64).")
         else:
             problems.append(
-                f"dtype {arr.dtype} with non-integer values (e.g. {[v for v in report.values if v % 1][:3]}): the masks "
+                f"dtype {arr.dtype} with non-integer values (e.g. {', '.join(f'{v:.4g}' for v in [v for v in report.values if v % 1][:3])}): the masks "
                 "were interpolated (bilinear resizing) or are probabilities; resize masks with nearest neighbour "
                 "(resize_mask) or round/threshold them, then use .astype(np.int64)."
             )

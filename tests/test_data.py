@@ -372,3 +372,14 @@ def test_core_modules_do_not_import_a_framework():
     code = ("import sys, course_utils.data, course_utils.download, course_utils.checks.data; "
             "sys.exit(int('torch' in sys.modules or 'tensorflow' in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_mask_report_rounds_float_values_from_lossy_masks():
+    masks = np.zeros((2, 4, 4), np.float32)
+    masks[0, 0, 0] = 0.01  # stored as 0.009999999776...
+    masks[1, 1, 1] = 1
+    report = data.inspect_masks(masks, 2)
+    text = str(report)
+    assert "values [0, 0.01, 1]" in text
+    assert "(e.g. 0.01)" in text
+    assert "0.0099999" not in text and "0.0099999" not in report._repr_html_()
