@@ -378,7 +378,7 @@ def test_mask_report_rounds_float_values_from_lossy_masks():
     masks = np.zeros((2, 4, 4), np.float32)
     masks[0, 0, 0] = 0.01  # stored as 0.009999999776...
     masks[1, 1, 1] = 1
-    report = data.inspect_masks(masks, 2)
+    report = D.inspect_masks(masks, 2)
     text = str(report)
     assert "values [0, 0.01, 1]" in text
     assert "(e.g. 0.01)" in text
