@@ -70,23 +70,12 @@ def parse_args(argv=None):
     return args
 
 
-def tile_scenes(images: np.ndarray, masks: np.ndarray, per_side: int):
-    """Put ``per_side**2`` consecutive scenes into one image: (N*k*k, s, s, C) -> (N, k*s, k*s, C)."""
-    if per_side == 1:
-        return images, masks
-    n, s = len(images) // per_side ** 2, images.shape[1]
-    k = per_side
-    im = images[: n * k * k].reshape(n, k, k, s, s, -1).transpose(0, 1, 3, 2, 4, 5).reshape(n, k * s, k * s, -1)
-    ms = masks[: n * k * k].reshape(n, k, k, s, s).transpose(0, 1, 3, 2, 4).reshape(n, k * s, k * s)
-    return np.ascontiguousarray(im), np.ascontiguousarray(ms)
-
-
 def make_data(config: dict, seed: int):
     """Train and validation images for one seed: ``(x_train, y_train, x_val, y_val)``, NHWC."""
     k = config["size"] // config["scene"]
     n = config["n_train"] + config["n_val"]
     images, masks = data.make_shapes(n * k * k, size=config["scene"], num_classes=NUM_CLASSES, seed=2000 + seed)
-    images, masks = tile_scenes(images, masks, k)
+    images, masks = data.tile_scenes(images, masks, k)
     t = config["n_train"]
     return images[:t], masks[:t], images[t:], masks[t:]
 

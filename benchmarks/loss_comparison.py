@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 import time
@@ -40,7 +41,7 @@ CLASS_NAMES = data.SHAPE_CLASS_NAMES
 RARE = NUM_CLASSES - 1
 LOSS_NAMES = ("CE", "weighted CE", "Dice", "CE + Dice")
 BASELINES = ("all background (majority class)", "all triangle (rare class)")
-DEFAULTS = dict(size=64, n_train=96, n_val=48, rare=0.2, depth=3, base_filters=8, epochs=30, batch=8,
+DEFAULTS = dict(size=64, n_train=64, n_val=48, rare=0.2, depth=3, base_filters=8, epochs=20, batch=4,
                 learning_rate=3e-3, seeds=[0, 1, 2])
 QUICK = dict(size=32, n_train=16, n_val=8, epochs=1, seeds=[0, 1])
 METRICS = {"mean_dice": "mean Dice", **{f"dice_{n}": f"Dice {n}" for n in CLASS_NAMES},
@@ -98,7 +99,23 @@ def baseline_runs(y_val: np.ndarray, seed: int) -> list[dict]:
     return runs
 
 
-def train_losses(config: dict, seed: int, x_train, y_train, x_val, y_val) -> list[dict]:
+def _load_partial(path: Path, config: dict) -> list[dict]:
+    """Trained runs saved earlier with the same settings (``<out>.json`` or an interrupted call's
+    ``<out>.partial.json``): a long benchmark can be resumed, or extended by more seeds."""
+    runs = []
+    final = path.with_name(path.name.replace(".partial.json", ".json"))
+    for candidate in (final, path):  # a finished table with the same settings: add seeds to it
+        if not candidate.exists():
+            continue
+        saved = json.loads(candidate.read_text())
+        same = {k: v for k, v in saved.get("config", {}).items() if k != "seeds"} == \
+               {k: v for k, v in config.items() if k != "seeds"}
+        if same:
+            runs += [r for r in saved.get("runs", []) if r["name"] in LOSS_NAMES]
+    return runs
+
+
+def train_losses(config: dict, seed: int, x_train, y_train, x_val, y_val, done=(), save=None) -> list[dict]:
     import torch
 
     from course_utils import env
@@ -111,6 +128,10 @@ def train_losses(config: dict, seed: int, x_train, y_train, x_val, y_val) -> lis
                 "Dice": losses.DiceLoss(), "CE + Dice": losses.CEDiceLoss()}
     runs = []
     for name in LOSS_NAMES:
+        previous = [r for r in done if r["name"] == name and r["seed"] == seed]
+        if previous:  # resumed: this loss and seed were trained by an earlier call with the same settings
+            runs.append(previous[0])
+            continue
         env.seed_everything(seed)  # the same initial weights and batch order for every loss
         model = UNet(3, NUM_CLASSES, base_filters=config["base_filters"], depth=config["depth"])
         loader = make_loader(x_train, y_train, batch_size=config["batch"], shuffle=True, seed=seed)
@@ -123,6 +144,8 @@ def train_losses(config: dict, seed: int, x_train, y_train, x_val, y_val) -> lis
         runs.append({"name": name, "seed": seed, "seconds": round(seconds, 1), **score(y_val, pred)})
         print(f"[loss_comparison] seed {seed} {name:12s} mean Dice {runs[-1]['mean_dice']:.3f} "
               f"triangle Dice {runs[-1]['dice_triangle']:.3f} ({seconds:.0f} s)", file=sys.stderr, flush=True)
+        if save is not None:
+            save(runs[-1])
     return runs
 
 
@@ -149,12 +172,21 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(int(os.environ.get("COURSE_BENCH_THREADS", "1")))
+    partial = Path(str(args.out) + ".partial.json")
+    done = _load_partial(partial, config)
+    trained: list[dict] = list(done)
+
+    def save(run):
+        trained.append(run)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps({"config": config, "runs": trained}))
+
     runs, shares = [], []
     for seed in config["seeds"]:
         x_train, y_train, x_val, y_val = make_data(config, seed)
         shares.append(data.class_frequencies(y_train, NUM_CLASSES))
         runs += baseline_runs(y_val, seed)
-        runs += train_losses(config, seed, x_train, y_train, x_val, y_val)
+        runs += train_losses(config, seed, x_train, y_train, x_val, y_val, done=done, save=save)
     order = list(LOSS_NAMES) + list(BASELINES)
     runs.sort(key=lambda r: (order.index(r["name"]), r["seed"]))
     summary = summarise(runs, list(METRICS) + ["mean_iou"] + [f"iou_{n}" for n in CLASS_NAMES])
@@ -165,6 +197,7 @@ def main(argv=None) -> int:
                "setup": describe(config), "config": config, "class_names": list(CLASS_NAMES),
                "class_share": class_share, "runs": runs, "summary": summary}
     write_results(args.out, payload, markdown)
+    partial.unlink(missing_ok=True)  # the finished table replaces the resume file
     print(markdown)
     return 0
 

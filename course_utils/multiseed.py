@@ -26,7 +26,8 @@ def _finite(values) -> np.ndarray:
 
 
 def summarise(runs: list[dict], metrics: list[str]) -> list[dict]:
-    """One row per name (in first-seen order): ``{"name", "seeds", "<m>_mean", "<m>_std", "<m>_min", "<m>_max"}``.
+    """One row per name (in first-seen order): ``{"name", "seeds", "<m>_mean", "<m>_std", "<m>_min", "<m>_max",
+    "<m>_n"}`` (``n``: the number of seeds in which the metric is defined).
 
     ``std`` is the sample standard deviation over the seeds (``ddof=1``; 0 for a single seed). NaN values
     (e.g. a class absent from both truth and prediction) are left out of that metric; a metric that is NaN
@@ -49,6 +50,7 @@ def summarise(runs: list[dict], metrics: list[str]) -> list[dict]:
         row = {"name": name, "seeds": len(group)}
         for metric in metrics:
             values = _finite(run.get(metric) for run in group)
+            row[f"{metric}_n"] = int(values.size)  # seeds where the metric is defined
             if values.size == 0:
                 row.update({f"{metric}_{k}": math.nan for k in ("mean", "std", "min", "max")})
                 continue
@@ -61,15 +63,20 @@ def summarise(runs: list[dict], metrics: list[str]) -> list[dict]:
 
 
 def cell(row: dict, metric: str, digits: int = 2) -> str:
-    """``"0.41 ± 0.05 (0.35-0.46)"`` for a summary row; ``"n/a"`` when the metric is NaN."""
+    """``"0.41 ± 0.05 (0.35-0.46)"`` for a summary row; ``"n/a"`` when the metric is NaN.
+
+    When the metric is defined in fewer seeds than the row has (e.g. a precision where nothing was predicted),
+    ``" [2 of 3 seeds]"`` is appended.
+    """
     mean = row.get(f"{metric}_mean", math.nan)
     if mean is None or math.isnan(mean):
         return "n/a"
+    n, seeds = row.get(f"{metric}_n", row.get("seeds", 1)), row.get("seeds", 1)
+    note = f" [{n} of {seeds} seeds]" if n < seeds else ""
     low, high = f"{row[f'{metric}_min']:.{digits}f}", f"{row[f'{metric}_max']:.{digits}f}"
-    if row.get("seeds", 1) == 1 or low == high:
-        return f"{mean:.{digits}f}"
-    return (f"{mean:.{digits}f} ± {row[f'{metric}_std']:.{digits}f} "
-            f"({low}-{high})")
+    if n == 1 or low == high:
+        return f"{mean:.{digits}f}{note}"
+    return f"{mean:.{digits}f} ± {row[f'{metric}_std']:.{digits}f} ({low}-{high}){note}"
 
 
 def markdown_table(rows: list[dict], metrics: dict[str, str], first: str = "model") -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from course_utils import multiseed
+from course_utils import data, multiseed
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -35,6 +35,7 @@ def test_summarise_by_hand():
     assert ce["dice_std"] == pytest.approx(0.2)          # sample std of 0.2, 0.4, 0.6
     assert (ce["dice_min"], ce["dice_max"]) == (0.2, 0.6)
     assert ce["recall_mean"] == pytest.approx(0.6)        # the NaN seed is left out
+    assert ce["recall_n"] == 2 and ce["dice_n"] == 3
     assert dice["dice_std"] == 0.0 and math.isnan(dice["recall_mean"])
     with pytest.raises(ValueError, match="at least one run"):
         multiseed.summarise([], ["dice"])
@@ -50,7 +51,7 @@ def test_cells_and_markdown_table():
     table = multiseed.markdown_table(rows, {"dice": "Dice", "recall": "recall"}, first="loss")
     lines = table.splitlines()
     assert lines[0] == "| loss | seeds | Dice | recall |" and lines[1] == "|---|---:|---:|---:|"
-    assert lines[2] == "| CE | 3 | 0.40 ± 0.20 (0.20-0.60) | 0.60 ± 0.14 (0.50-0.70) |"
+    assert lines[2] == "| CE | 3 | 0.40 ± 0.20 (0.20-0.60) | 0.60 ± 0.14 (0.50-0.70) [2 of 3 seeds] |"
 
 
 def test_gap_separates_only_beyond_the_spread():
@@ -72,7 +73,7 @@ def test_write_and_load_results(tmp_path):
     paths = multiseed.write_results(tmp_path / "benchmarks" / "results" / "toy", payload, "| a |")
     assert [p.suffix for p in paths] == [".json", ".csv", ".md"]
     csv_lines = paths[1].read_text().splitlines()
-    assert csv_lines[0].startswith("name,seeds,dice_mean") and csv_lines[1].startswith("CE,3,0.4000")
+    assert csv_lines[0].startswith("name,seeds,dice_n,dice_mean") and csv_lines[1].startswith("CE,3,3,0.4000")
     loaded = multiseed.load_results("toy", start=tmp_path / "benchmarks")
     assert loaded["summary"][0]["dice_mean"] == pytest.approx(0.4)
     assert multiseed.row(loaded["summary"], "Dice")["seeds"] == 1
@@ -112,7 +113,7 @@ def test_loss_comparison_scores_and_baselines_by_hand():
 def test_loss_comparison_arguments():
     args = loss_comparison.parse_args(["--epochs", "3", "--seeds", "4", "5", "6"])
     assert args.config["epochs"] == 3 and args.config["seeds"] == [4, 5, 6]
-    assert loss_comparison.DEFAULTS["epochs"] == 30
+    assert loss_comparison.DEFAULTS["epochs"] == 20
     assert loss_comparison.parse_args(["--quick"]).config["epochs"] == 1
     with pytest.raises(SystemExit):
         loss_comparison.parse_args(["--size", "60"])      # not a multiple of 2**depth
@@ -130,12 +131,14 @@ def test_loss_comparison_end_to_end(tmp_path):
 def test_tile_scenes_puts_scenes_in_a_grid():
     images = np.arange(8, dtype=np.float32).reshape(8, 1, 1, 1) * np.ones((8, 2, 2, 1), np.float32)
     masks = np.arange(8).reshape(8, 1, 1) * np.ones((8, 2, 2), np.int64)
-    tiled_images, tiled_masks = architecture_comparison.tile_scenes(images, masks, 2)
+    tiled_images, tiled_masks = data.tile_scenes(images, masks, 2)
     assert tiled_images.shape == (2, 4, 4, 1) and tiled_masks.shape == (2, 4, 4)
     np.testing.assert_array_equal(tiled_masks[0, ::2, ::2], [[0, 1], [2, 3]])   # row-major order
     np.testing.assert_array_equal(tiled_masks[1, ::2, ::2], [[4, 5], [6, 7]])
-    same = architecture_comparison.tile_scenes(images, masks, 1)
+    same = data.tile_scenes(images, masks, 1)
     assert same[0] is images
+    with pytest.raises(ValueError, match="at least per_side"):
+        data.tile_scenes(images[:3], masks[:3], 2)
 
 
 def test_architecture_baselines_by_hand():
