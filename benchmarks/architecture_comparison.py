@@ -14,6 +14,7 @@ upsampled bilinearly: roughly the best a stride-8 output can draw).
     python benchmarks/architecture_comparison.py              # the committed table (3 seeds, ~15 min on 2 cores)
     python benchmarks/architecture_comparison.py --quick      # tiny sizes: checks that it works
     python benchmarks/architecture_comparison.py --scene 64   # one scene per image: objects twice as large
+    python benchmarks/architecture_comparison.py --rebuild    # retrain nothing, rewrite the tables from the JSON
 
 Writes ``<out>.json`` (settings, every run, the summary), ``<out>.csv`` and ``<out>.md``; lecture 07 reads them.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 import time
@@ -51,6 +53,8 @@ METRICS = {"mean_dice": "mean Dice", **{f"dice_{n}": f"Dice {n}" for n in CLASS_
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 seeds, 1 epoch")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="train nothing: rebuild the summary and the tables from the runs in <out>.json")
     for key, value in DEFAULTS.items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, list):
@@ -157,8 +161,11 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(int(os.environ.get("COURSE_BENCH_THREADS", "1")))
-    runs = []
-    for seed in config["seeds"]:
+    runs, created = [], dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if args.rebuild:
+        saved = json.loads(args.out.with_suffix(".json").read_text())
+        config, runs, created = saved["config"], saved["runs"], saved.get("created", created)
+    for seed in [] if args.rebuild else config["seeds"]:
         x_train, y_train, x_val, y_val = make_data(config, seed)
         runs += baseline_runs(y_val, seed)
         runs += train_models(config, seed, x_train, y_train, x_val, y_val)
@@ -168,7 +175,7 @@ def main(argv=None) -> int:
     parameters = {r["name"]: r["parameters"] for r in runs if "parameters" in r}
     markdown = build_markdown(config, summary, parameters)
     payload = {"benchmark": "architecture_comparison", "lecture": "07", "framework": "PyTorch",
-               "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "created": created,
                "setup": describe(config), "config": config, "class_names": list(CLASS_NAMES),
                "parameters": parameters, "runs": runs, "summary": summary}
     write_results(args.out, payload, markdown)

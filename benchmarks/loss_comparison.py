@@ -9,9 +9,9 @@ Dice, CE + Dice) the same U-Net is trained from the same initial weights for a f
 precision. Trivial baselines (every pixel background = the majority class, every pixel the rare class)
 are scored on the same scenes.
 
-    python benchmarks/loss_comparison.py                 # the committed table (3 seeds, ~10 min on 2 cores)
+    python benchmarks/loss_comparison.py                 # the committed table (5 seeds, 20 trainings)
     python benchmarks/loss_comparison.py --quick         # tiny sizes: checks that it works
-    python benchmarks/loss_comparison.py --seeds 0 1 2 3 4 --epochs 40 --out benchmarks/results/loss_comparison
+    python benchmarks/loss_comparison.py --seeds 0 1 2 3 4 5 6   # adds seeds 5 and 6 to the finished table
 
 Writes ``<out>.json`` (settings, every run, the summary), ``<out>.csv`` and ``<out>.md``; lecture 05 reads
 them. The budget is fixed in epochs, so the scores do not depend on how busy the machine is.
@@ -42,7 +42,7 @@ RARE = NUM_CLASSES - 1
 LOSS_NAMES = ("CE", "weighted CE", "Dice", "CE + Dice")
 BASELINES = ("all background (majority class)", "all triangle (rare class)")
 DEFAULTS = dict(size=64, n_train=64, n_val=48, rare=0.2, depth=3, base_filters=8, epochs=20, batch=4,
-                learning_rate=3e-3, seeds=[0, 1, 2])
+                learning_rate=3e-3, seeds=[0, 1, 2, 3, 4])
 QUICK = dict(size=32, n_train=16, n_val=8, epochs=1, seeds=[0, 1])
 METRICS = {"mean_dice": "mean Dice", **{f"dice_{n}": f"Dice {n}" for n in CLASS_NAMES},
            "recall_triangle": "recall triangle", "precision_triangle": "precision triangle"}
