@@ -163,6 +163,7 @@ FRAMEWORK_FREE = [
     "course_utils", "course_utils.env", "course_utils.data", "course_utils.download", "course_utils.metrics",
     "course_utils.viz", "course_utils.checks", "course_utils.tiling", "course_utils.explorer",
     "course_utils.sizes", "course_utils.losses", "course_utils.oom", "course_utils.pets", "course_utils.timing",
+    "course_utils.multiseed",
 ]
 
 
