@@ -15,13 +15,15 @@ Combines, under a description of the machine:
 4. ``membrane_unet.py``: the U-Net of lectures 03/04 trained on the ISBI 2012 slices at a larger budget and
    scored on the held-out slices 25-29 (``results/membrane_unet.json``; ``--preset lecture`` on a GPU,
    ``--preset cpu`` otherwise);
-5. the accuracy tables of lectures 05, 07 and 08: the report executes these notebooks (``jupyter nbconvert
+6. ``loss_comparison.py`` and ``architecture_comparison.py``: lectures 05 and 07's experiments over 3 seeds
+   (``results/loss_comparison.md``, ``results/architecture_comparison.md``; skipped by ``--quick``);
+5. the accuracy tables of lectures 05, 07 and 09: the report executes these notebooks (``jupyter nbconvert
    --execute``) with ``COURSE_RECORD_RESULTS`` pointing at the results folder, so they write
    ``lecture05.json``, ``lecture07.json`` and ``lecture09.json`` (keys in benchmarks/README.md). They run in the caller's mode:
    full mode by default (the real numbers, for a GPU), fast mode under ``COURSE_FAST=1``; ``--quick`` leaves
    them out.
 
-Use ``--skip train_speed model_zoo notebooks membranes lectures`` to leave parts out (their last saved results
+Use ``--skip train_speed model_zoo notebooks membranes lectures comparisons`` to leave parts out (their last saved results
 are used). On a GPU, ``python benchmarks/report.py`` alone produces every full-size figure of this report.
 """
 
@@ -44,7 +46,9 @@ sys.path.insert(0, str(HERE))
 from machine import description as machine_description, gpu, with_local_data  # noqa: E402
 LECTURES = {"05": "Lecture 05 · Loss functions", "07": "Lecture 07 · FCN and DeepLab",
             "09": "Lecture 09 · Capstone (Oxford-IIIT Pet)"}
-PARTS = ("train_speed", "model_zoo", "notebooks", "membranes", "lectures")
+PARTS = ("train_speed", "model_zoo", "notebooks", "membranes", "lectures", "comparisons")
+COMPARISONS = {"loss_comparison": "Lecture 05 · loss functions over seeds",
+               "architecture_comparison": "Lecture 07 · U-Net vs FCN-8s vs DeepLab over seeds"}
 
 
 def parse_args(argv=None):
@@ -131,6 +135,11 @@ def run_parts(args) -> dict[str, str]:
         code, _, err = run_script("membrane_unet.py", preset + ["--json", str(args.results_dir / "membrane_unet.json")])
         if code:
             problems["membranes"] = f"membrane_unet.py failed (exit {code}): {err.strip().splitlines()[-1:]}"
+    if "comparisons" not in args.skip and not args.quick:  # 3 seeds each, ~25 min on 2 cores: not for --quick
+        for name in COMPARISONS:
+            code, _, err = run_script(f"{name}.py", ["--out", str(args.results_dir / name)])
+            if code:
+                problems[name] = f"{name}.py failed (exit {code}): {err.strip().splitlines()[-1:]}"
     if "lectures" not in args.skip and not args.quick:  # minutes even in fast mode: not for --quick
         problems.update(run_lectures(args))
     return problems
@@ -278,6 +287,18 @@ def section_lectures(results_dir: Path) -> list[str]:
     return lines
 
 
+def section_comparisons(results_dir: Path) -> list[str]:
+    """The multi-seed tables of loss_comparison.py and architecture_comparison.py, as the scripts wrote them."""
+    lines = ["## 6. Comparisons over several seeds (lectures 05 and 07)", ""]
+    for name, title in COMPARISONS.items():
+        path = results_dir / f"{name}.md"
+        if path.exists():
+            lines += [_demote(path.read_text()), ""]
+        else:
+            lines += [f"### {title}", "", f"_Not measured yet: run `python benchmarks/{name}.py`._", ""]
+    return lines
+
+
 def build_report(args, problems: dict) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -298,7 +319,8 @@ def build_report(args, problems: dict) -> str:
     ]
     if problems:
         lines += ["**Problems while running:**", ""] + [f"- {part}: {text}" for part, text in problems.items()] + [""]
-    for section in (section_train_speed, section_model_zoo, section_notebooks, section_membranes, section_lectures):
+    for section in (section_train_speed, section_model_zoo, section_notebooks, section_membranes, section_lectures,
+                    section_comparisons):
         lines += section(args.results_dir) + [""]
     return "\n".join(lines).rstrip() + "\n"
 

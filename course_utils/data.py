@@ -24,6 +24,7 @@ __all__ = [
     "MEMBRANE_CLASS_NAMES",
     "MaskReport",
     "make_shapes",
+    "tile_scenes",
     "load_membranes",
     "load_folder",
     "inspect_masks",
@@ -1045,6 +1046,31 @@ def _ensure_dataset_arrays(images, masks):
         raise TypeError(f"masks have dtype {masks.dtype}: masks must be integer class indices; use .astype(np.int64).")
     check_images(images, "images")  # float, finite, in [0, 1], channels last (the course's one rule)
     return images, masks
+
+
+def tile_scenes(images, masks, per_side: int):
+    """Put ``per_side**2`` consecutive scenes side by side in one image: smaller objects at the same image size.
+
+    images (N, s, s, C), masks (N, s, s) -> images (N // k**2, k*s, k*s, C), masks (N // k**2, k*s, k*s) with
+    ``k = per_side``; scenes fill each grid row by row; leftover scenes (N not a multiple of k**2) are dropped.
+    ``per_side=1`` returns the inputs unchanged. Lecture 07 tiles 32-px ``make_shapes`` scenes 2x2 into 64-px
+    images, so the shapes are about as large as one cell of an output-stride-8 grid.
+    """
+    images, masks = np.asarray(images), np.asarray(masks)
+    if isinstance(per_side, bool) or not isinstance(per_side, (int, np.integer)) or per_side < 1:
+        raise ValueError(f"per_side must be a positive integer, got {per_side!r}.")
+    if images.ndim != 4 or masks.ndim != 3 or images.shape[:3] != masks.shape:
+        raise ValueError(f"tile_scenes expects images (N, H, W, C) and masks (N, H, W) of the same N, H, W, "
+                         f"got {images.shape} and {masks.shape}.")
+    if per_side == 1:
+        return images, masks
+    k, s = int(per_side), images.shape[1]
+    n = len(images) // (k * k)
+    if n == 0:
+        raise ValueError(f"tile_scenes needs at least per_side**2 = {k * k} scenes, got {len(images)}.")
+    im = images[: n * k * k].reshape(n, k, k, s, s, -1).transpose(0, 1, 3, 2, 4, 5).reshape(n, k * s, k * s, -1)
+    ms = masks[: n * k * k].reshape(n, k, k, s, s).transpose(0, 1, 3, 2, 4).reshape(n, k * s, k * s)
+    return np.ascontiguousarray(im), np.ascontiguousarray(ms)
 
 
 # =========================================================================== input validators

@@ -49,6 +49,9 @@ __all__ = [
     "boundary_mask",
     "boundary_iou",
     "boundary_f1",
+    "label_edges",
+    "boundary_f1_agnostic",
+    "output_stride_oracle",
 ]
 
 
@@ -540,3 +543,109 @@ def boundary_f1(
     positive = defined & (precision + recall > 0)
     f1[positive] = 2 * precision[positive] * recall[positive] / (precision[positive] + recall[positive])
     return f1
+
+
+def label_edges(mask) -> np.ndarray:
+    """Where the label changes: pixels with an 8-neighbour of a different class, whatever the classes are.
+
+    Args:
+        mask: int class-index mask ``(H, W)``.
+
+    Returns:
+        bool ``(H, W)``. Both sides of every edge are marked (a 2x2 square in a larger image gives a
+        4x4 block of edge pixels); the image border is not an edge. Swapping class labels changes nothing.
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"label_edges expects one (H, W) mask, got shape {mask.shape}.")
+    footprint = np.ones((3, 3), bool)
+    # a pixel is on an edge when the largest and the smallest label around it differ
+    high = ndimage.maximum_filter(mask, footprint=footprint, mode="nearest")
+    low = ndimage.minimum_filter(mask, footprint=footprint, mode="nearest")
+    return high != low
+
+
+def boundary_f1_agnostic(y_true, y_pred, tolerance: int = 2, ignore_index: int | None = None) -> float:
+    """Class-agnostic boundary F1: are the outlines in the right place, whatever class they enclose?
+
+    The edges of truth and prediction (:func:`label_edges`: pixels where the label changes) are compared
+    as in :func:`boundary_f1`: a predicted edge pixel is matched when a true edge pixel lies within
+    ``tolerance`` pixels (Euclidean), and vice versa; precision, recall and F1 are accumulated over all
+    images. A square predicted in the right place with the wrong class scores 1.0 here and 0.0 in the
+    per-class :func:`boundary_f1` of its class: "right outline, wrong class" is told apart from "wrong
+    outline".
+
+    Args:
+        y_true, y_pred: int masks ``(N, H, W)`` or ``(H, W)``.
+        tolerance: distance in pixels within which an edge counts as matched.
+        ignore_index: true label whose pixels are skipped (as edge pixels of either side).
+
+    Returns:
+        float: the F1 score; NaN when neither truth nor prediction has an edge, 0.0 when only one does.
+    """
+    from scipy import ndimage
+
+    t, p = _check_pair(y_true, y_pred)
+    _flat_valid(t, p, None, ignore_index)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, np.integer)) or tolerance < 0:
+        raise ValueError(f"tolerance must be a whole number of pixels >= 0, got {tolerance!r}.")
+    t, p = _as_batch(t, p)
+    matched_pred = matched_true = total_pred = total_true = 0
+    for ti, pi in zip(t, p):
+        valid = np.ones(ti.shape, bool) if ignore_index is None else ti != ignore_index
+        # the ignored region's own border must not become an edge: give it the predicted label there
+        bt = label_edges(np.where(valid, ti, pi)) & valid
+        bp = label_edges(pi) & valid
+        nt, np_ = np.count_nonzero(bt), np.count_nonzero(bp)
+        total_true += nt
+        total_pred += np_
+        if nt and np_:
+            matched_pred += np.count_nonzero(bp & (ndimage.distance_transform_edt(~bt) <= tolerance))
+            matched_true += np.count_nonzero(bt & (ndimage.distance_transform_edt(~bp) <= tolerance))
+    if total_true == 0 and total_pred == 0:
+        return float("nan")
+    if total_true == 0 or total_pred == 0:
+        return 0.0
+    precision, recall = matched_pred / total_pred, matched_true / total_true
+    return 0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall))
+
+
+def output_stride_oracle(masks, stride: int, num_classes: int) -> np.ndarray:
+    """The best a model with output stride ``stride`` can draw: the truth seen through a coarse grid.
+
+    Each ``stride`` x ``stride`` block of the one-hot truth is averaged (the class fractions a perfect
+    coarse model would output), the fractions are resized back bilinearly (what FCN's and DeepLab's final
+    upsampling does) and the largest one wins. Lecture 02 draws this for the membranes; scoring it gives a
+    *ceiling estimate* for a coarse-output model (not a strict bound: a trained network can place its
+    interpolated logits better than block averages).
+
+    Args:
+        masks: int masks ``(N, H, W)`` or ``(H, W)``; H and W multiples of ``stride``.
+        stride: output stride (1 returns the masks unchanged).
+        num_classes: C.
+
+    Returns:
+        int64 masks of the same shape.
+    """
+    from course_utils.data import resize_image
+
+    num_classes = _check_num_classes(num_classes)
+    m = _as_label_array(masks, "masks")
+    _flat_valid(m, m, num_classes)  # validates the labels
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride!r}.")
+    single = m.ndim == 2
+    batch = m[None] if single else m
+    if batch.ndim != 3:
+        raise ValueError(f"masks must be (H, W) or (N, H, W), got shape {m.shape}.")
+    n, h, w = batch.shape
+    if h % stride or w % stride:
+        raise ValueError(f"output_stride_oracle needs H and W divisible by stride={stride}, got {h}x{w}: "
+                         f"crop the masks to a multiple of {stride}.")
+    onehot = np.eye(num_classes, dtype=np.float32)[batch]  # (N, H, W, C)
+    blocks = onehot.reshape(n, h // stride, stride, w // stride, stride, num_classes).mean(axis=(2, 4))
+    up = resize_image(blocks, (h, w))
+    out = up.argmax(axis=-1).astype(np.int64)
+    return out[0] if single else out

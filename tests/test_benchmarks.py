@@ -118,7 +118,9 @@ def test_report_combines_the_saved_results(tmp_path):
 def test_report_says_what_is_missing(tmp_path):
     args = report.parse_args(["--reuse", "--results-dir", str(tmp_path), "--output", str(tmp_path / "R.md")])
     text = report.build_report(args, problems={"model_zoo": "model_zoo.py failed (exit 1)"})
-    assert text.count("_Not measured yet") == 4  # training speed, model zoo, notebooks, membranes
+    # training speed, model zoo, notebooks, membranes, and the two multi-seed comparisons
+    assert text.count("_Not measured yet") == 6
+    assert "_Not measured yet: run `python benchmarks/loss_comparison.py`._" in text
     assert "Not measured yet: run `python benchmarks/report.py`" in text  # training speed
     assert "- model_zoo: model_zoo.py failed (exit 1)" in text
 
@@ -147,3 +149,13 @@ def test_child_processes_get_the_local_data_copy_unless_the_caller_chose_one():
     caller = {"PATH": "/bin"}
     machine.with_local_data(caller)
     assert caller == {"PATH": "/bin"}  # a copy: the caller's mapping is left alone
+
+
+def test_report_embeds_the_multi_seed_tables(tmp_path):
+    (tmp_path / "loss_comparison.md").write_text("## Loss comparison\n\n| loss | seeds |\n|---|---:|\n| CE | 3 |\n")
+    args = report.parse_args(["--reuse", "--results-dir", str(tmp_path), "--output", str(tmp_path / "R.md")])
+    text = report.build_report(args, problems={})
+    assert "## 6. Comparisons over several seeds" in text
+    assert "### Loss comparison" in text and "| CE | 3 |" in text  # demoted under section 6
+    assert "_Not measured yet: run `python benchmarks/architecture_comparison.py`._" in text
+    assert "comparisons" in report.PARTS

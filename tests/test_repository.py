@@ -179,6 +179,7 @@ FRAMEWORK_FREE = [
     "course_utils.viz", "course_utils.checks", "course_utils.tiling", "course_utils.explorer",
     "course_utils.sizes", "course_utils.losses", "course_utils.oom", "course_utils.pets", "course_utils.timing",
     "course_utils.datasets",
+    "course_utils.multiseed",
 ]
 
 
