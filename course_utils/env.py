@@ -172,7 +172,12 @@ def setup_notebook() -> None:
     """Print the notebook's mode, data folder and devices (the first cell calls this).
 
     Also quiets TensorFlow's C++ start-up log (oneDNN notices and the like),
-    which would otherwise bury the first outputs, unless the user set it.
+    which would otherwise bury the first outputs, and lets TensorFlow take GPU
+    memory as it needs it (``TF_FORCE_GPU_ALLOW_GROWTH=true``) rather than all
+    at once, unless the user set these variables.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow otherwise reserves almost all GPU memory at its first operation, and the PyTorch half of a
+    # lecture that trains both (05, 07, the capstone) would run out of memory. Read when TF starts its GPU.
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     print(describe())
