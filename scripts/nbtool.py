@@ -100,14 +100,37 @@ def clean(nb):
 
 
 # ---------------------------------------------------------------- headers
+#: Import name -> pip name of pyproject.toml's core dependencies (a test keeps the two in sync). None of
+#: them pulls in TensorFlow, Keras or PyTorch; Colab ships all but pooch.
+CORE_IMPORTS = {"numpy": "numpy", "scipy": "scipy", "matplotlib": "matplotlib", "ipywidgets": "ipywidgets",
+                "PIL": "pillow", "pooch": "pooch", "tqdm": "tqdm"}
+
+
 def setup_cell_source(repo: str) -> str:
+    """The first code cell of every notebook (one template; ``tests/test_repository.py`` checks each notebook).
+
+    Where ``course_utils`` is missing (Colab), it installs the package with ``--no-deps`` and then only the
+    core dependencies that are missing, so pip never touches Colab's TensorFlow, Keras, PyTorch or NumPy
+    builds; plain ``pip`` into the running kernel's site-packages, so no restart is needed. One line says
+    what it did.
+    """
     install = f"course-utils @ git+https://github.com/{repo}.git"
+    pairs = [f'"{name}": "{pip}"' for name, pip in CORE_IMPORTS.items()]
     return "\n".join(
         [
-            f"{SETUP_MARKER} (the same in every notebook): on Colab, install the helper package.",
-            "import importlib.util, subprocess, sys",
-            'if importlib.util.find_spec("course_utils") is None:',
-            f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{install}"], check=True)',
+            f"{SETUP_MARKER} (the same in every notebook): on Colab, install the helper package only.",
+            "import importlib, importlib.util, subprocess, sys",
+            'if importlib.util.find_spec("course_utils") is None:  # --no-deps: never reinstall a framework',
+            "    core = {" + ", ".join(pairs[:4]) + ",",
+            "            " + ", ".join(pairs[4:]) + "}  # import name: pip name",
+            "    missing = [pip for name, pip in core.items() if importlib.util.find_spec(name) is None]",
+            '    pip = [sys.executable, "-m", "pip", "install", "-q"]',
+            f'    subprocess.run(pip + ["--no-deps", "{install}"], check=True)',
+            "    if missing:",
+            "        subprocess.run(pip + missing, check=True)",
+            "    importlib.invalidate_caches()",
+            '    print("Set-up: installed course_utils" + (" and " + ", ".join(missing) if missing else "")',
+            '          + "; TensorFlow, Keras and PyTorch are left as they are.")',
             "from course_utils import env",
             "env.setup_notebook()  # prints fast/full mode, data folder and GPU",
         ]
