@@ -88,3 +88,38 @@ def test_keras_fit_runs_one_epoch_of_two_steps_in_a_dry_run(monkeypatch):
     install_dry_run_cap()
     install_dry_run_cap()  # idempotent
     assert run() == (1, 2, 2)
+
+
+def test_dry_run_data_holds_a_pet_stand_in_in_the_real_layout(tmp_path, membrane_dir):
+    """scripts/dry_run.py's data folder: the capstone's full-mode loader finds the Pets offline."""
+    import importlib.util
+    from pathlib import Path
+
+    from course_utils import pets
+
+    spec = importlib.util.spec_from_file_location("dry_run", Path(__file__).parent.parent / "scripts" / "dry_run.py")
+    dry_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dry_run)
+    data_dir = dry_run.prepare_data(tmp_path / "data", membrane_dir)
+    assert (data_dir / "isbi2012-membrane").resolve() == (membrane_dir / "isbi2012-membrane").resolve()
+    images, masks = pets.load_pets(root=data_dir, size=64, split="trainval", download=False)
+    assert images.shape == (dry_run.PET_STAND_IN["num_trainval"], 64, 64, 3) and masks.max() == 2
+    x_test, _ = pets.load_pets(root=data_dir, size=64, split="test", download=False)
+    assert len(x_test) == dry_run.PET_STAND_IN["num_test"]
+    assert dry_run.prepare_data(tmp_path / "data", membrane_dir) == data_dir  # a second call changes nothing
+
+
+def test_dry_run_counts_only_non_assertion_errors_as_failures():
+    import importlib.util
+    from pathlib import Path
+
+    import nbformat
+
+    spec = importlib.util.spec_from_file_location("dry_run", Path(__file__).parent.parent / "scripts" / "dry_run.py")
+    dry_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dry_run)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("assert x")])
+    nb.cells[1].outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="", traceback=[])]
+    assert dry_run.errors_of(nb) == [(1, "AssertionError", "")]
+    nb.cells[0].outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="bad shape", traceback=[])]
+    assert [e[1] for e in dry_run.errors_of(nb)] == ["ValueError", "AssertionError"]
