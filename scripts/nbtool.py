@@ -154,6 +154,29 @@ def nav_line(path: Path, paths: list[Path], titles: dict[Path, str], repo: str) 
     return " · ".join(parts)
 
 
+ESTIMATES = ROOT / "benchmarks" / "results" / "estimates.json"
+FULL_MODE_TIME = re.compile(r"about (?:\d+ min|a minute) on a Colab (?:T4 )?GPU in full mode(?: \(estimated[^)]*\))?")
+
+
+def full_mode_estimates() -> dict[str, str]:
+    """Lecture name -> "about N min" on a Colab T4 in full mode, from benchmarks/estimates.py's table."""
+    if not ESTIMATES.exists():
+        return {}
+    notebooks = json.loads(ESTIMATES.read_text(encoding="utf-8"))["notebooks"]
+    import math
+
+    return {name: f"about {max(1, math.ceil(nb['t4_minutes']))} min" for name, nb in notebooks.items()}
+
+
+def with_run_time(text: str, path: Path) -> str:
+    """Write the lecture's full-mode estimate into its "Expected run time" line (lectures only)."""
+    estimate = full_mode_estimates().get(path.stem) if path.parent.name == "notebooks" else None
+    if estimate is None:
+        return text
+    line = f"{estimate} on a Colab T4 GPU in full mode (estimated: benchmarks/results/estimates.md)"
+    return FULL_MODE_TIME.sub(lambda _: line, text, count=1)
+
+
 def with_header(nb, path: Path, paths: list[Path], titles: dict[Path, str], repo: str):
     """Return a copy of ``nb`` with the navigation line and the set-up cell refreshed."""
     nb = copy.deepcopy(nb)
@@ -165,7 +188,7 @@ def with_header(nb, path: Path, paths: list[Path], titles: dict[Path, str], repo
         text = re.sub(re.escape(NAV_START) + r".*?" + re.escape(NAV_END), lambda _: nav, text, flags=re.S)
     else:
         text = "\n".join([lines[0], nav] + lines[1:])
-    first.source = text
+    first.source = with_run_time(text, path)
     setup = setup_cell_source(repo)
     if len(nb.cells) > 1 and nb.cells[1].cell_type == "code" and nb.cells[1].source.startswith(SETUP_MARKER):
         nb.cells[1].source = setup

@@ -224,3 +224,28 @@ def test_set_up_cell_installs_course_utils_without_touching_the_frameworks(monke
     assert not any(word in frameworks for call in calls for word in call)
     first_line = capsys.readouterr().out.splitlines()[0]
     assert first_line == "Set-up: installed course_utils and pooch; TensorFlow, Keras and PyTorch are left as they are."
+
+
+# ------------------------------------------------------------------ full-mode estimates in the headers
+def test_every_lecture_header_quotes_its_full_mode_estimate_and_fits_a_t4():
+    import json
+
+    table = json.loads((ROOT / "benchmarks" / "results" / "estimates.json").read_text())["notebooks"]
+    for path in LECTURES:
+        if path.stem not in table:  # a lecture newer than the table: run benchmarks/estimates.py --write
+            continue
+        estimate = table[path.stem]
+        assert estimate["t4_minutes"] <= 15 and estimate["t4_gb"] <= 14, f"{path.stem} does not fit a Colab T4"
+        expected = nbtool.full_mode_estimates()[path.stem]
+        first = nbformat.read(path, as_version=4).cells[0].source
+        assert f"{expected} on a Colab T4 GPU in full mode (estimated: benchmarks/results/estimates.md)" in first
+
+
+def test_run_time_line_is_rewritten_only_in_its_place():
+    text = "**Expected run time:** about 2 min on CPU in fast mode, about 10 min on a Colab GPU in full mode.\nMore."
+    path = ROOT / "notebooks" / "03_unet_keras.ipynb"
+    once = nbtool.with_run_time(text, path)
+    assert once.startswith("**Expected run time:** about 2 min on CPU in fast mode, about ")
+    assert once.endswith(" on a Colab T4 GPU in full mode (estimated: benchmarks/results/estimates.md).\nMore.")
+    assert nbtool.with_run_time(once, path) == once
+    assert nbtool.with_run_time(text, ROOT / "solutions" / "03_unet_keras.ipynb") == text  # lectures only
