@@ -123,3 +123,19 @@ def test_dry_run_counts_only_non_assertion_errors_as_failures():
     assert dry_run.errors_of(nb) == [(1, "AssertionError", "")]
     nb.cells[0].outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="bad shape", traceback=[])]
     assert [e[1] for e in dry_run.errors_of(nb)] == ["ValueError", "AssertionError"]
+
+
+def test_timing_helpers_take_few_steps_in_a_dry_run(monkeypatch):
+    from course_utils import timing
+
+    calls, batch = [], (np.zeros((2, 4, 4, 1)), np.zeros((2, 4, 4)))
+    monkeypatch.setenv(env.DRY_RUN_ENV_VAR, "1")
+    timing.measure_train_step(lambda b: calls.append(1), batch, num_steps=20, warmup=2, sync=None)
+    assert len(calls) == 1 + env.DRY_RUN_STEPS
+    drawn = []
+    timing.measure_input_pipeline(iter(drawn.append(i) or batch for i in range(100)), num_batches=40)
+    assert len(drawn) == 1 + env.DRY_RUN_STEPS
+    monkeypatch.setenv(env.DRY_RUN_ENV_VAR, "0")
+    calls.clear()
+    timing.measure_train_step(lambda b: calls.append(1), batch, num_steps=20, warmup=2, sync=None)
+    assert len(calls) == 22
