@@ -209,6 +209,54 @@ def _retrieve(url: str, known_hash: str, fname: str, path: str, processor=None, 
     )
 
 
+#: Retries of a download that failed for a reason that goes away (HTTP 429 "too many requests",
+#: 5xx, connection errors, time-outs), with exponential back-off from ``RETRY_BASE_SECONDS``.
+RETRIES = 4
+RETRY_BASE_SECONDS = 2.0
+_TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+def _sleep(seconds: float) -> None:  # tests replace it: no real waiting
+    import time
+
+    time.sleep(seconds)
+
+
+def _retry_delay(error: BaseException, attempt: int) -> float | None:
+    """Seconds to wait before retrying after ``error`` (attempt 0, 1, ...), or None if retrying is useless.
+
+    A server's ``Retry-After`` header (seconds, at most 60) wins over the back-off.
+    """
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    if status is not None:
+        if status not in _TRANSIENT_STATUS:
+            return None  # 404, 403, ...: asking again will not help
+        retry_after = (getattr(response, "headers", None) or {}).get("Retry-After")
+        try:
+            if retry_after is not None:
+                return min(float(retry_after), 60.0)
+        except ValueError:
+            pass
+        return RETRY_BASE_SECONDS * 2**attempt
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if names & {"ConnectionError", "Timeout", "TimeoutError", "ChunkedEncodingError"}:
+        return RETRY_BASE_SECONDS * 2**attempt
+    return None
+
+
+def _retrieve_with_retries(url: str, **kwargs):
+    """:func:`_retrieve`, retried up to ``RETRIES`` times with back-off when the error is transient."""
+    for attempt in range(RETRIES + 1):
+        try:
+            return _retrieve(url, **kwargs)
+        except Exception as error:
+            delay = _retry_delay(error, attempt)
+            if delay is None or attempt == RETRIES:
+                raise
+            _sleep(delay)
+
+
 def _how_to_get(spec: DatasetSpec, folder: Path) -> str:
     from . import env
 
@@ -272,7 +320,7 @@ def fetch_dataset(name: str, root: str | os.PathLike | None = None, download: bo
         target = folder / remote.path
         processor = spec.processor() if spec.processor is not None else None
         try:
-            _retrieve(
+            _retrieve_with_retries(
                 remote.url,
                 known_hash=remote.known_hash,
                 fname=target.name,
@@ -288,9 +336,11 @@ def fetch_dataset(name: str, root: str | os.PathLike | None = None, download: bo
                 f"({error}); nothing was saved at {target}. Try again later. " + _how_to_get(spec, folder)
             ) from error
         except Exception as error:  # offline, HTTP error, read-only folder, ...
+            missing = [p for p in needed if not (folder / p).exists()]  # files fetched before this one count
             raise DataNotAvailableError(
                 f"Could not download data set {spec.name!r}: looked in {folder} ({len(missing)} of {len(needed)} "
-                f"files missing, e.g. {missing[0]}) and downloading {remote.url} failed with "
+                f"files missing, e.g. {missing[0] if missing else remote.path}) and downloading {remote.url} "
+                f"failed (after {RETRIES} retries if the error looked temporary) with "
                 f"{type(error).__name__}: {error}. " + _how_to_get(spec, folder)
             ) from error
 

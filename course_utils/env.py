@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 
 FAST_ENV_VAR = "COURSE_FAST"
+DRY_RUN_ENV_VAR = "COURSE_DRY_RUN"
+#: Training steps per epoch (and validation batches) in a dry run; epochs are capped to one.
+DRY_RUN_STEPS = 2
 DATA_ENV_VAR = "COURSE_DATA_DIR"
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -37,12 +40,43 @@ def is_fast() -> bool:
     )
 
 
+def is_dry_run() -> bool:
+    """True when ``COURSE_DRY_RUN`` is set to 1/true/yes/on (``./course dry-run`` sets it).
+
+    A dry run is full mode with every training loop of the course's helpers cut
+    to one epoch of :data:`DRY_RUN_STEPS` steps: ``course_utils.torch.train.fit``
+    and, once ``course_utils.keras`` is imported, every ``keras.Model.fit``
+    (see :func:`dry_run_cap`). It exercises the full-size shapes, models, data and
+    figures on a CPU in minutes; the notebooks' results then mean nothing.
+    """
+    value = os.environ.get(DRY_RUN_ENV_VAR, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{DRY_RUN_ENV_VAR}={value!r} is not understood: set it to 1 for a dry run or 0 (or unset).")
+
+
+def dry_run_cap(epochs: int, steps=None) -> tuple[int, int | None]:
+    """``(epochs, steps per epoch)`` a training loop should run: unchanged, or capped in a dry run.
+
+    ``steps`` None means "the whole data set"; in a dry run it becomes
+    :data:`DRY_RUN_STEPS` and ``epochs`` at most 1.
+
+    >>> dry_run_cap(40)          # not a dry run
+    (40, None)
+    """
+    if not is_dry_run():
+        return epochs, steps
+    return min(int(epochs), 1), DRY_RUN_STEPS if steps is None else min(int(steps), DRY_RUN_STEPS)
+
+
 def pick(fast, full):
     """Return ``fast`` in fast mode and ``full`` otherwise.
 
     >>> image_size = pick(fast=64, full=256)
     """
-    return fast if is_fast() else full
+    return fast if is_fast() else full  # a dry run is full mode (its fit calls are capped instead)
 
 
 def in_colab() -> bool:
@@ -175,7 +209,12 @@ def setup_notebook() -> None:
     """Print the notebook's mode, data folder and devices (the first cell calls this).
 
     Also quiets TensorFlow's C++ start-up log (oneDNN notices and the like),
-    which would otherwise bury the first outputs, unless the user set it.
+    which would otherwise bury the first outputs, and lets TensorFlow take GPU
+    memory as it needs it (``TF_FORCE_GPU_ALLOW_GROWTH=true``) rather than all
+    at once, unless the user set these variables.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow otherwise reserves almost all GPU memory at its first operation, and the PyTorch half of a
+    # lecture that trains both (05, 07, the capstone) would run out of memory. Read when TF starts its GPU.
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     print(describe())

@@ -9,7 +9,7 @@ where ``p(foreground) >= threshold``), the classes to show and score
 truth, (probability,) prediction and error map; below it, Dice, IoU and pixel
 accuracy for the current settings, computed with ``course_utils.metrics``.
 
-Plain ipywidgets 8 (no custom JavaScript), so it works in JupyterLab, Jupyter
+Plain ipywidgets, 7.7 (Colab's) or 8, no custom JavaScript: it works in JupyterLab, Jupyter
 Notebook, VS Code and Colab. Tests and scripts can set the widgets' ``value``
 and read :meth:`SegmentationExplorer.current_metrics`.
 """

@@ -24,11 +24,12 @@ This module imports neither framework at import time.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
 
-__all__ = ["keras_to_torch", "max_abs_logit_difference", "keras_name", "keras_weighted_layers"]
+__all__ = ["keras_to_torch", "max_abs_logit_difference", "exact_float32", "keras_name", "keras_weighted_layers"]
 
 
 def keras_name(torch_path: str) -> str:
@@ -245,6 +246,42 @@ def keras_to_torch(keras_model, torch_model, verbose: bool = False):
     return torch_model
 
 
+@contextlib.contextmanager
+def exact_float32():
+    """Switch off TensorFloat-32 in PyTorch and TensorFlow (those already imported) inside the ``with`` block.
+
+    Ampere and newer GPUs (A100, L4, H100) multiply float32 matrices and
+    convolutions with 10-bit mantissas by default (TF32): differences of 1e-3
+    between two correct models then look like porting errors. Cross-device and
+    Keras-vs-PyTorch checks run inside this block; the previous settings are
+    restored afterwards. No effect on a CPU or a T4.
+    """
+    import sys
+
+    restore = []
+    if "torch" in sys.modules:
+        import torch
+
+        flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+
+        def restore_torch():
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+        restore.append(restore_torch)
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        enabled = tf.config.experimental.tensor_float_32_execution_enabled()
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        restore.append(lambda: tf.config.experimental.enable_tensor_float_32_execution(enabled))
+    try:
+        yield
+    finally:
+        for undo in restore:
+            undo()
+
+
 def max_abs_logit_difference(keras_model, torch_model, images_nhwc) -> float:
     """Largest absolute difference between the two models' outputs on ``images_nhwc``.
 
@@ -267,7 +304,23 @@ def max_abs_logit_difference(keras_model, torch_model, images_nhwc) -> float:
             f"images_nhwc must be a batch (N, H, W, C), got shape {images.shape}: "
             "add the batch axis with images[None]."
         )
-    keras_out = np.asarray(keras.ops.convert_to_numpy(keras_model(images, training=False)))
+    with exact_float32():
+        keras_out = np.asarray(keras.ops.convert_to_numpy(keras_model(images, training=False)))
+        torch_out = _torch_outputs(torch_model, images)
+    if torch_out.ndim == 4:
+        torch_out = torch_out.transpose(0, 2, 3, 1)
+    if torch_out.shape != keras_out.shape:
+        raise ValueError(
+            f"The outputs differ in shape: Keras {keras_out.shape}, torch (as NHWC) {torch_out.shape}; "
+            "build both models with the same configuration."
+        )
+    return float(np.max(np.abs(keras_out.astype(np.float64) - torch_out.astype(np.float64))))
+
+
+def _torch_outputs(torch_model, images: np.ndarray) -> np.ndarray:
+    """The torch model's float32 outputs for NHWC images, in eval mode, on the model's device."""
+    import torch
+
     was_training = torch_model.training
     parameter = next(iter(torch_model.parameters()), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
@@ -278,11 +331,4 @@ def max_abs_logit_difference(keras_model, torch_model, images_nhwc) -> float:
             torch_out = torch_model(x).float().cpu().numpy()
     finally:
         torch_model.train(was_training)
-    if torch_out.ndim == 4:
-        torch_out = torch_out.transpose(0, 2, 3, 1)
-    if torch_out.shape != keras_out.shape:
-        raise ValueError(
-            f"The outputs differ in shape: Keras {keras_out.shape}, torch (as NHWC) {torch_out.shape}; "
-            "build both models with the same configuration."
-        )
-    return float(np.max(np.abs(keras_out.astype(np.float64) - torch_out.astype(np.float64))))
+    return torch_out

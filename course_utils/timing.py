@@ -54,6 +54,15 @@ def _positive_int(name, value, allow_zero=False):
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
 
 
+def _dry_run_counts(warmup: int, count: int) -> tuple[int, int]:
+    """``(warmup, count)``, or at most one warm-up and ``env.DRY_RUN_STEPS`` timed steps in a dry run."""
+    from . import env
+
+    if not env.is_dry_run():
+        return warmup, count
+    return min(warmup, 1), min(count, env.DRY_RUN_STEPS)
+
+
 def measure_input_pipeline(iterable: Iterable, num_batches: int, warmup: int = 2,
                            clock: Callable[[], float] = time.perf_counter) -> float:
     """Images per second delivered by ``iterable`` (a ``tf.data.Dataset``, a ``DataLoader``, ...).
@@ -66,6 +75,7 @@ def measure_input_pipeline(iterable: Iterable, num_batches: int, warmup: int = 2
     """
     _positive_int("num_batches", num_batches)
     _positive_int("warmup", warmup, allow_zero=True)
+    warmup, num_batches = _dry_run_counts(warmup, num_batches)
     iterator = iter(iterable)
     restarted_empty = False
 
@@ -112,6 +122,7 @@ def measure_train_step(step_fn: Callable, batch, num_steps: int, warmup: int = 2
     """
     _positive_int("num_steps", num_steps)
     _positive_int("warmup", warmup, allow_zero=True)
+    warmup, num_steps = _dry_run_counts(warmup, num_steps)
     if not callable(step_fn):
         raise TypeError(f"step_fn must be a function taking a batch, got {type(step_fn).__name__}.")
     if sync == "auto":

@@ -100,14 +100,37 @@ def clean(nb):
 
 
 # ---------------------------------------------------------------- headers
+#: Import name -> pip name of pyproject.toml's core dependencies (a test keeps the two in sync). None of
+#: them pulls in TensorFlow, Keras or PyTorch; Colab ships all but pooch.
+CORE_IMPORTS = {"numpy": "numpy", "scipy": "scipy", "matplotlib": "matplotlib", "ipywidgets": "ipywidgets",
+                "PIL": "pillow", "pooch": "pooch", "tqdm": "tqdm"}
+
+
 def setup_cell_source(repo: str) -> str:
+    """The first code cell of every notebook (one template; ``tests/test_repository.py`` checks each notebook).
+
+    Where ``course_utils`` is missing (Colab), it installs the package with ``--no-deps`` and then only the
+    core dependencies that are missing, so pip never touches Colab's TensorFlow, Keras, PyTorch or NumPy
+    builds; plain ``pip`` into the running kernel's site-packages, so no restart is needed. One line says
+    what it did.
+    """
     install = f"course-utils @ git+https://github.com/{repo}.git"
+    pairs = [f'"{name}": "{pip}"' for name, pip in CORE_IMPORTS.items()]
     return "\n".join(
         [
-            f"{SETUP_MARKER} (the same in every notebook): on Colab, install the helper package.",
-            "import importlib.util, subprocess, sys",
-            'if importlib.util.find_spec("course_utils") is None:',
-            f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{install}"], check=True)',
+            f"{SETUP_MARKER} (the same in every notebook): on Colab, install the helper package only.",
+            "import importlib, importlib.util, subprocess, sys",
+            'if importlib.util.find_spec("course_utils") is None:  # --no-deps: never reinstall a framework',
+            "    core = {" + ", ".join(pairs[:4]) + ",",
+            "            " + ", ".join(pairs[4:]) + "}  # import name: pip name",
+            "    missing = [pip for name, pip in core.items() if importlib.util.find_spec(name) is None]",
+            '    pip = [sys.executable, "-m", "pip", "install", "-q"]',
+            f'    subprocess.run(pip + ["--no-deps", "{install}"], check=True)',
+            "    if missing:",
+            "        subprocess.run(pip + missing, check=True)",
+            "    importlib.invalidate_caches()",
+            '    print("Set-up: installed course_utils" + (" and " + ", ".join(missing) if missing else "")',
+            '          + "; TensorFlow, Keras and PyTorch are left as they are.")',
             "from course_utils import env",
             "env.setup_notebook()  # prints fast/full mode, data folder and GPU",
         ]
@@ -131,6 +154,29 @@ def nav_line(path: Path, paths: list[Path], titles: dict[Path, str], repo: str) 
     return " · ".join(parts)
 
 
+ESTIMATES = ROOT / "benchmarks" / "results" / "estimates.json"
+FULL_MODE_TIME = re.compile(r"about (?:\d+ min|a minute) on a Colab (?:T4 )?GPU in full mode(?: \(estimated[^)]*\))?")
+
+
+def full_mode_estimates() -> dict[str, str]:
+    """Lecture name -> "about N min" on a Colab T4 in full mode, from benchmarks/estimates.py's table."""
+    if not ESTIMATES.exists():
+        return {}
+    notebooks = json.loads(ESTIMATES.read_text(encoding="utf-8"))["notebooks"]
+    import math
+
+    return {name: f"about {max(1, math.ceil(nb['t4_minutes']))} min" for name, nb in notebooks.items()}
+
+
+def with_run_time(text: str, path: Path) -> str:
+    """Write the lecture's full-mode estimate into its "Expected run time" line (lectures only)."""
+    estimate = full_mode_estimates().get(path.stem) if path.parent.name == "notebooks" else None
+    if estimate is None:
+        return text
+    line = f"{estimate} on a Colab T4 GPU in full mode (estimated: benchmarks/results/estimates.md)"
+    return FULL_MODE_TIME.sub(lambda _: line, text, count=1)
+
+
 def with_header(nb, path: Path, paths: list[Path], titles: dict[Path, str], repo: str):
     """Return a copy of ``nb`` with the navigation line and the set-up cell refreshed."""
     nb = copy.deepcopy(nb)
@@ -142,7 +188,7 @@ def with_header(nb, path: Path, paths: list[Path], titles: dict[Path, str], repo
         text = re.sub(re.escape(NAV_START) + r".*?" + re.escape(NAV_END), lambda _: nav, text, flags=re.S)
     else:
         text = "\n".join([lines[0], nav] + lines[1:])
-    first.source = text
+    first.source = with_run_time(text, path)
     setup = setup_cell_source(repo)
     if len(nb.cells) > 1 and nb.cells[1].cell_type == "code" and nb.cells[1].source.startswith(SETUP_MARKER):
         nb.cells[1].source = setup

@@ -138,3 +138,73 @@ def test_archive_entries_are_unpacked(tmp_path):
     assert fetch_dataset("test-archive", root=tmp_path, download=False) == folder
     with pytest.raises(ValueError, match="already registered"):
         register_dataset("test-archive", files=[RemoteFile("https://x.invalid/a", "a", "0" * 64)])
+
+
+class _HTTPError(Exception):
+    """Stands in for requests.HTTPError: carries a response with a status code and headers."""
+
+    def __init__(self, status, headers=None):
+        super().__init__(f"{status} Client Error")
+        self.response = type("Response", (), {"status_code": status, "headers": headers or {}})()
+
+
+def test_too_many_requests_is_retried_with_back_off(membrane_dir, tmp_path, monkeypatch):
+    folder = _copy_dataset(membrane_dir, tmp_path)
+    (folder / "images" / "7.png").unlink()
+    waits, calls = [], []
+    monkeypatch.setattr(download, "_sleep", waits.append)
+
+    def rate_limited(url, output_file, pooch_obj):
+        calls.append(url)
+        if len(calls) == 1:
+            raise _HTTPError(429)
+        if len(calls) == 2:
+            raise _HTTPError(503, {"Retry-After": "7"})
+        Path(output_file).write_bytes((membrane_dir / NAME / "images" / "7.png").read_bytes())
+
+    assert fetch_dataset(NAME, root=tmp_path, downloader=rate_limited) == folder
+    assert len(calls) == 3 and waits == [download.RETRY_BASE_SECONDS, 7.0]
+    assert (folder / "images" / "7.png").read_bytes() == (membrane_dir / NAME / "images" / "7.png").read_bytes()
+
+
+def test_permanent_errors_are_not_retried_and_retries_end(membrane_dir, tmp_path, monkeypatch):
+    folder = _copy_dataset(membrane_dir, tmp_path)
+    (folder / "images" / "7.png").unlink()
+    waits, calls = [], []
+    monkeypatch.setattr(download, "_sleep", waits.append)
+
+    def not_found(url, output_file, pooch_obj):
+        calls.append(url)
+        raise _HTTPError(404)
+
+    with pytest.raises(DataNotAvailableError, match="404"):
+        fetch_dataset(NAME, root=tmp_path, downloader=not_found)
+    assert len(calls) == 1 and waits == []
+
+    calls.clear()
+
+    def always_busy(url, output_file, pooch_obj):
+        calls.append(url)
+        raise _HTTPError(429)
+
+    with pytest.raises(DataNotAvailableError, match="429"):
+        fetch_dataset(NAME, root=tmp_path, downloader=always_busy)
+    assert len(calls) == download.RETRIES + 1
+    assert waits == [download.RETRY_BASE_SECONDS * 2**i for i in range(download.RETRIES)]
+
+
+def test_partial_download_counts_what_is_really_missing(membrane_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "_sleep", lambda seconds: None)
+    source = {f.url: membrane_dir / NAME / f.path for f in download.get_dataset(NAME).files}
+    calls = []
+
+    def five_then_offline(url, output_file, pooch_obj):
+        calls.append(url)
+        if len(calls) > 5:
+            raise OSError("network is unreachable (simulated)")
+        Path(output_file).write_bytes(source[url].read_bytes())
+
+    with pytest.raises(DataNotAvailableError) as info:
+        fetch_dataset(NAME, root=tmp_path, downloader=five_then_offline)
+    assert "55 of 60 files missing" in str(info.value)
+    assert len(list((tmp_path / NAME).rglob("*.png"))) == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -122,3 +123,25 @@ def test_colab_detection(monkeypatch):
     assert env.in_colab() is False
     monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab_2026")
     assert env.in_colab() is True
+
+
+def test_setup_notebook_lets_tensorflow_grow_its_gpu_memory(monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    from course_utils import env
+
+    monkeypatch.delenv("TF_FORCE_GPU_ALLOW_GROWTH", raising=False)
+    env.setup_notebook()
+    assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    monkeypatch.setenv("TF_FORCE_GPU_ALLOW_GROWTH", "false")  # a user's own choice is kept
+    env.setup_notebook()
+    assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "false"
+    capsys.readouterr()
+    # set before TensorFlow is imported: the first cell of a notebook imports no framework
+    code = ("import sys, os; from course_utils import env; env.setup_notebook(); "
+            "assert 'tensorflow' not in sys.modules and 'torch' not in sys.modules; "
+            "print(os.environ['TF_FORCE_GPU_ALLOW_GROWTH'])")
+    clean = {k: v for k, v in os.environ.items() if k != "TF_FORCE_GPU_ALLOW_GROWTH"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=clean)
+    assert out.stdout.strip().splitlines()[-1] == "true"

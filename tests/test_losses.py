@@ -330,3 +330,18 @@ def test_torch_losses_expose_ignore_index_and_train_a_step():
         loss.backward()
         opt.step()
         assert torch.isfinite(loss)
+
+
+def test_keras_loss_lets_float_labels_through_only_in_keras_symbolic_build():
+    """Under tf.distribute, fit builds the loss with a float y_true placeholder; real float labels still fail."""
+    keras = pytest.importorskip("keras")
+    from keras.src import backend
+
+    from course_utils.keras.losses import CrossEntropyLoss
+
+    loss = CrossEntropyLoss()
+    spec = backend.compute_output_spec(loss, keras.KerasTensor((2, 4, 4), "float64"),
+                                       keras.KerasTensor((2, 4, 4, 3), "float32"))
+    assert tuple(spec.shape) == ()
+    with pytest.raises(TypeError, match="integer class indices"):
+        loss(np.zeros((2, 4, 4), np.float64), np.zeros((2, 4, 4, 3), np.float32))

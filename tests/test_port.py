@@ -161,3 +161,27 @@ def test_max_abs_logit_difference_checks_input():
     kmodel = build_unet((None, None, 1), base_filters=2, depth=1)
     with pytest.raises(ValueError, match="batch"):
         max_abs_logit_difference(kmodel, UNet(1, 2, 2, 1), np.zeros((8, 8, 1), "float32"))
+
+
+def test_exact_float32_switches_tf32_off_in_both_frameworks_and_restores_it():
+    """On Ampere GPUs TF32 is on by default; cross-device checks must compare true float32 results."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("tensorflow")
+    from course_utils.port import exact_float32
+
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+              tf.config.experimental.tensor_float_32_execution_enabled())
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    tf.config.experimental.enable_tensor_float_32_execution(True)
+    try:
+        with exact_float32():
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+            assert not tf.config.experimental.tensor_float_32_execution_enabled()
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        assert tf.config.experimental.tensor_float_32_execution_enabled()
+        with pytest.raises(RuntimeError), exact_float32():  # restored also when the check fails
+            raise RuntimeError("a failing comparison")
+        assert torch.backends.cudnn.allow_tf32 and tf.config.experimental.tensor_float_32_execution_enabled()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before[:2]
+        tf.config.experimental.enable_tensor_float_32_execution(before[2])

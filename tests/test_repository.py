@@ -204,3 +204,65 @@ def test_pytorch_side_does_not_load_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+# ------------------------------------------------------------------ the Colab set-up cell
+def _core_dependency_names() -> set[str]:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        deps = tomllib.load(f)["project"]["dependencies"]
+    return {re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower() for d in deps}
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=_name)
+def test_first_code_cell_is_the_one_set_up_template(path):
+    nb = nbformat.read(path, as_version=4)
+    template = nbtool.setup_cell_source(nbtool.github_path(nbtool.repository_url()))
+    assert nb.cells[1].cell_type == "code" and nb.cells[1].source == template, (
+        f"{_name(path)}: cell 1 differs from scripts/nbtool.py's setup_cell_source: run `python scripts/nbtool.py`."
+    )
+
+
+def test_set_up_cell_installs_course_utils_without_touching_the_frameworks(monkeypatch, capsys):
+    frameworks = {"tensorflow", "tensorflow-cpu", "keras", "torch", "torchvision", "jax"}
+    core = _core_dependency_names()
+    assert not core & frameworks, "the core dependencies must not pull a framework over Colab's builds"
+    assert set(nbtool.CORE_IMPORTS.values()) == core, "nbtool.CORE_IMPORTS must list pyproject's core dependencies"
+
+    calls = []
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(subprocess, "run", lambda args, **kwargs: calls.append(list(args)))
+    monkeypatch.setattr(importlib.util, "find_spec",  # Colab: no course_utils and no pooch
+                        lambda name, *a: None if name in ("course_utils", "pooch") else real_find_spec(name, *a))
+    source = nbtool.setup_cell_source("someone/fork")
+    compile(source, "setup-cell", "exec")  # valid on the running Python (Colab's is 3.10+)
+    exec(source, {})
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    assert calls == [pip + ["--no-deps", "course-utils @ git+https://github.com/someone/fork.git"], pip + ["pooch"]]
+    assert not any(word in frameworks for call in calls for word in call)
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert first_line == "Set-up: installed course_utils and pooch; TensorFlow, Keras and PyTorch are left as they are."
+
+
+# ------------------------------------------------------------------ full-mode estimates in the headers
+def test_every_lecture_header_quotes_its_full_mode_estimate_and_fits_a_t4():
+    import json
+
+    table = json.loads((ROOT / "benchmarks" / "results" / "estimates.json").read_text())["notebooks"]
+    for path in LECTURES:
+        if path.stem not in table:  # a lecture newer than the table: run benchmarks/estimates.py --write
+            continue
+        estimate = table[path.stem]
+        assert estimate["t4_minutes"] <= 15 and estimate["t4_gb"] <= 14, f"{path.stem} does not fit a Colab T4"
+        expected = nbtool.full_mode_estimates()[path.stem]
+        first = nbformat.read(path, as_version=4).cells[0].source
+        assert f"{expected} on a Colab T4 GPU in full mode (estimated: benchmarks/results/estimates.md)" in first
+
+
+def test_run_time_line_is_rewritten_only_in_its_place():
+    text = "**Expected run time:** about 2 min on CPU in fast mode, about 10 min on a Colab GPU in full mode.\nMore."
+    path = ROOT / "notebooks" / "03_unet_keras.ipynb"
+    once = nbtool.with_run_time(text, path)
+    assert once.startswith("**Expected run time:** about 2 min on CPU in fast mode, about ")
+    assert once.endswith(" on a Colab T4 GPU in full mode (estimated: benchmarks/results/estimates.md).\nMore.")
+    assert nbtool.with_run_time(once, path) == once
+    assert nbtool.with_run_time(text, ROOT / "solutions" / "03_unet_keras.ipynb") == text  # lectures only

@@ -74,7 +74,7 @@ GRID = [(n, k, s, p, d) for n in (15, 16, 33) for k in (1, 2, 3, 5) for s in (1,
 
 
 def test_output_size_matches_torch_layers():
-    import torch
+    torch = pytest.importorskip("torch")
 
     for n, k, s, p, d in GRID:
         x = torch.zeros(1, 1, n, n + 1)
@@ -86,7 +86,7 @@ def test_output_size_matches_torch_layers():
 
 
 def test_transposed_output_size_matches_torch_layers():
-    import torch
+    torch = pytest.importorskip("torch")
 
     for n, k, s, p, d in GRID:
         for op in range(max(s, d)):
@@ -97,7 +97,7 @@ def test_transposed_output_size_matches_torch_layers():
 
 
 def test_sizes_match_keras_layers():
-    import keras
+    keras = pytest.importorskip("keras")
 
     for n, k, s in [(16, 3, 1), (16, 3, 2), (15, 2, 2), (33, 5, 3), (16, 1, 1)]:
         x = np.zeros((1, n, n, 1), "float32")
@@ -130,7 +130,7 @@ def test_receptive_field_hand_computed():
 
 
 def test_receptive_field_matches_gradient_of_one_output_pixel():
-    import torch
+    torch = pytest.importorskip("torch")
 
     layers_spec = [(3, 1, 1), (3, 1, 1), (2, 2, 1), (3, 1, 2), (3, 2, 1), (5, 1, 1)]
     modules = []

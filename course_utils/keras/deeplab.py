@@ -162,8 +162,10 @@ def build_deeplab(
             x = layers.MaxPooling2D(2, name=f"pool{k}")(x)
         x = vgg_stage(x, f, convs_per_stage, name=f"stage{k}", dilation=dilation)
     x = ASPP(aspp_filters, atrous_rates, name="aspp")(x)
-    x = layers.Conv2D(num_classes, 1, name="classifier")(x)
-    x = layers.UpSampling2D(size=output_stride, interpolation="bilinear", name="upsample")(x)
+    # Classifier, bilinear resize and logits compute in float32 also under mixed precision: XLA rejects
+    # the float16 graph otherwise (its ResizeBilinearGrad is float32).
+    x = layers.Conv2D(num_classes, 1, name="classifier", dtype="float32")(x)
+    x = layers.UpSampling2D(size=output_stride, interpolation="bilinear", name="upsample", dtype="float32")(x)
     logits = layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name or f"deeplab_os{output_stride}")
 
@@ -261,7 +263,9 @@ def build_pretrained_deeplab(
     x = ImageNetPreprocess(mode, name="preprocess")(x)
     x = encoder(x)
     x = ASPP(aspp_filters, atrous_rates, name="aspp")(x)
-    x = layers.Conv2D(num_classes, 1, name="classifier")(x)
-    x = layers.UpSampling2D(size=16, interpolation="bilinear", name="upsample")(x)
+    # Classifier, bilinear resize and logits compute in float32 also under mixed precision: XLA rejects
+    # the float16 graph otherwise (its ResizeBilinearGrad is float32).
+    x = layers.Conv2D(num_classes, 1, name="classifier", dtype="float32")(x)
+    x = layers.UpSampling2D(size=16, interpolation="bilinear", name="upsample", dtype="float32")(x)
     logits = layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name or f"deeplab_{backbone}")

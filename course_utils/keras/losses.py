@@ -108,7 +108,8 @@ def _check(y_true, y_pred, name, binary_ok=True, ignore_index=None):
     if y_pred.shape[-1] == 1 and not binary_ok:
         raise ValueError(f"{name} needs C >= 2 logits per pixel, got 1: use BinaryCrossEntropyLoss for a 1-logit "
                          "(sigmoid) model, or give the model 2 output channels.")
-    if y_true.dtype is not None and ("float" in str(y_true.dtype) or "bool" in str(y_true.dtype)):
+    if (y_true.dtype is not None and ("float" in str(y_true.dtype) or "bool" in str(y_true.dtype))
+            and not _in_symbolic_build()):
         raise TypeError(f"{name}: y_true must hold integer class indices, got dtype {y_true.dtype}: "
                         "use masks.astype('int64') (or ops.cast(y_true, 'int32')).")
     y_true = ops.cast(y_true, "int32")
@@ -117,6 +118,19 @@ def _check(y_true, y_pred, name, binary_ok=True, ignore_index=None):
     if num_classes is not None:
         logits = logits + _label_guard(y_true, num_classes, ignore_index, name)
     return y_true, logits
+
+
+def _in_symbolic_build() -> bool:
+    """True while Keras only computes output specs (``model.fit``'s symbolic build of the loss).
+
+    Under a ``tf.distribute`` strategy Keras builds the compiled loss with a float placeholder for ``y_true``
+    whatever the data's dtype; no value flows then, so the dtype check waits for the real batches.
+    """
+    try:
+        from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+    except ImportError:  # a Keras without it: keep the check
+        return False
+    return in_symbolic_scope()
 
 
 def _valid_weights(y_true, ignore_index, sample_weight):

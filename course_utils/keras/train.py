@@ -28,6 +28,7 @@ from ..data import check_image_batch
 
 __all__ = [
     "compile_model",
+    "install_dry_run_cap",
     "training_callbacks",
     "RestoreBestCheckpoint",
     "EpochLog",
@@ -35,6 +36,38 @@ __all__ = [
     "predict",
     "predict_masks",
 ]
+
+
+def install_dry_run_cap() -> None:
+    """In a dry run (``COURSE_DRY_RUN=1``), cap every ``keras.Model.fit`` to 1 epoch of a few steps.
+
+    Called when ``course_utils.keras`` is imported, so notebooks need no edits:
+    ``epochs`` becomes 1 (after ``initial_epoch``), ``steps_per_epoch`` and
+    ``validation_steps`` at most ``env.DRY_RUN_STEPS``. Does nothing outside a dry run.
+    """
+    import functools
+    import inspect
+
+    from .. import env
+
+    if not env.is_dry_run() or getattr(keras.Model.fit, "_course_dry_run", False):
+        return
+    original = keras.Model.fit
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def fit(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        arguments = bound.arguments
+        epochs, steps = env.dry_run_cap(arguments.get("epochs", 1), arguments.get("steps_per_epoch"))
+        arguments["epochs"] = int(arguments.get("initial_epoch", 0) or 0) + epochs
+        arguments["steps_per_epoch"] = steps
+        if arguments.get("validation_data") is not None:
+            _, arguments["validation_steps"] = env.dry_run_cap(1, arguments.get("validation_steps"))
+        return original(*bound.args, **bound.kwargs)
+
+    fit._course_dry_run = True
+    keras.Model.fit = fit
 
 
 def _score_class_id(num_classes: int):
@@ -53,7 +86,7 @@ def _mode_for(monitor: str) -> str:
     return "min" if "loss" in monitor else "max"
 
 
-def compile_model(model, num_classes: int, loss=None, learning_rate: float = 1e-3):
+def compile_model(model, num_classes: int, loss=None, learning_rate: float = 1e-3, jit_compile="auto"):
     """Compile ``model`` with the course's defaults and return it.
 
     Args:
@@ -63,6 +96,9 @@ def compile_model(model, num_classes: int, loss=None, learning_rate: float = 1e-
             None -> ``course_utils.keras.losses.CrossEntropyLoss()``. Its
             ``ignore_index`` (if any) is also left out of Dice/IoU.
         learning_rate: Adam's learning rate.
+        jit_compile: XLA compilation of the training step: "auto" (Keras' default: on
+            where a GPU is found), True or False. The tests pass True to run the GPU's
+            code path on the CPU.
 
     Returns:
         The same model, compiled with metrics ``dice`` and ``iou``.
@@ -91,7 +127,7 @@ def compile_model(model, num_classes: int, loss=None, learning_rate: float = 1e-
         DiceScore(num_classes, class_id=class_id, ignore_index=ignore_index, threshold=threshold, name="dice"),
         IoUScore(num_classes, class_id=class_id, ignore_index=ignore_index, threshold=threshold, name="iou"),
     ]
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics, jit_compile=jit_compile)
     return model
 
 

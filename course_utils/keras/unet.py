@@ -42,7 +42,11 @@ class InputSizeCheck(layers.Layer):
     ``InvalidArgumentError`` carrying the same advice. Under XLA
     (``jit_compile=True``, Keras' default on a GPU) TensorFlow drops such
     assertions, so a graph traced with unknown sizes then fails later with
-    TensorFlow's own "Cannot concatenate arrays ..." error instead.
+    TensorFlow's own "Cannot concatenate arrays ..." error instead. The
+    course's pipelines (NumPy arrays, ``course_utils.keras.data.make_dataset``)
+    give ``fit`` batches of static height and width, so there the one-sentence
+    ValueError is raised while the step is traced, with or without XLA
+    (``tests/test_gpu_paths.py`` checks it).
     """
 
     def __init__(self, depth, **kwargs):
@@ -136,7 +140,9 @@ def _check_input_shape_tuple(input_shape, example: tuple) -> tuple:
 def _upsample(x, filters: int, upsampling: str, name: str):
     if upsampling == "transpose":
         return layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=name)(x)
-    x = layers.UpSampling2D(size=2, interpolation="bilinear", name=f"{name}_resize")(x)
+    # The resize computes in float32 also under mixed precision: XLA rejects the float16 graph otherwise
+    # (its ResizeBilinearGrad is float32); the next conv casts back to the compute dtype.
+    x = layers.UpSampling2D(size=2, interpolation="bilinear", name=f"{name}_resize", dtype="float32")(x)
     return layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
 
 

@@ -90,10 +90,15 @@ def _resolve_flag(value, device: torch.device, name: str) -> bool:
 
 
 def _autocast(device: torch.device, enabled: bool):
-    """float16 autocast on CUDA when enabled, otherwise a no-op context."""
+    """Autocast when enabled (float16 on CUDA, bfloat16 elsewhere), otherwise a no-op context.
+
+    ``fit`` switches it on only on CUDA; the bfloat16 branch lets the tests run
+    the same mixed-precision code path on the CPU.
+    """
     if not enabled:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.float16)
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _to_device(images, masks, device, channels_last: bool):
@@ -166,6 +171,24 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
     if best is None:
         return True
     return value < best if mode == "min" else value > best
+
+
+class _FirstBatches:
+    """The first ``steps`` batches of a loader, every time it is iterated (dry runs: ``env.dry_run_cap``)."""
+
+    def __init__(self, loader, steps: int):
+        self.loader, self.steps = loader, steps
+
+    def __iter__(self):
+        import itertools
+
+        return itertools.islice(iter(self.loader), self.steps)
+
+    def __len__(self):
+        try:
+            return min(len(self.loader), self.steps)
+        except TypeError:
+            return self.steps
 
 
 # ----------------------------------------------------------------------------- one epoch
@@ -382,7 +405,9 @@ def fit(
         train_loader, val_loader: yield (images (B, C, H, W) float32, masks (B, H, W) int64);
             ``val_loader`` may be None (then only "loss" is recorded and ``monitor`` must be "loss").
         loss_fn: ``loss_fn(logits, masks)`` -> scalar, e.g. ``course_utils.torch.losses.CrossEntropyLoss()``.
-            Its ``ignore_index`` (if any) is also left out of Dice/IoU.
+            Its ``ignore_index`` (if any) is also left out of Dice/IoU. A loss that is an
+            ``nn.Module`` is moved to ``device`` too (e.g. the class weights of
+            ``nn.CrossEntropyLoss(weight=...)``).
         optimizer: e.g. ``torch.optim.Adam(model.parameters(), lr=1e-3)``.
         epochs: maximum number of epochs.
         num_classes: K (2 for membranes; Dice/IoU then score the foreground class 1).
@@ -409,7 +434,6 @@ def fit(
     if steps_per_epoch is not None and (isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int)
                                         or steps_per_epoch < 1):
         raise ValueError(f"steps_per_epoch must be a positive integer or None, got {steps_per_epoch!r}.")
-    train_batches = train_loader if steps_per_epoch is None else _endless(train_loader)
     valid_monitors = ("loss",) if val_loader is None else ("loss", "val_loss", "val_dice", "val_iou")
     if monitor not in valid_monitors:
         raise ValueError(
@@ -418,10 +442,22 @@ def fit(
         )
     if checkpoint_path is not None:
         _check_checkpoint_path(checkpoint_path)  # before training, not after the first epoch
+    from course_utils import env
+
+    epochs, dry_run_steps = env.dry_run_cap(epochs)  # ./course dry-run: 1 epoch of a few steps
+    if dry_run_steps is not None:
+        train_loader = _FirstBatches(train_loader, dry_run_steps)
+        val_loader = None if val_loader is None else _FirstBatches(val_loader, dry_run_steps)
+        if steps_per_epoch is not None:
+            steps_per_epoch = min(steps_per_epoch, dry_run_steps)
+    train_batches = train_loader if steps_per_epoch is None else _endless(train_loader)
     device = resolve_device(device)
     use_amp = _resolve_flag(amp, device, "amp")
     use_channels_last = _resolve_flag(channels_last, device, "channels_last")
     model.to(device)
+    if isinstance(loss_fn, torch.nn.Module):
+        # A loss with tensors of its own (nn.CrossEntropyLoss(weight=...)) must sit where the logits are.
+        loss_fn.to(device)
     if use_channels_last:
         model.to(memory_format=torch.channels_last)
     scaler = torch.amp.GradScaler(device.type) if use_amp else None
