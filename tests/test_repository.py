@@ -266,3 +266,18 @@ def test_run_time_line_is_rewritten_only_in_its_place():
     assert once.endswith(" on a Colab T4 GPU in full mode (estimated: benchmarks/results/estimates.md).\nMore.")
     assert nbtool.with_run_time(once, path) == once
     assert nbtool.with_run_time(text, ROOT / "solutions" / "03_unet_keras.ipynb") == text  # lectures only
+
+
+def test_readme_lists_every_data_url_and_checksum():
+    """The README's "Data sources and checksums" names what the code downloads and verifies."""
+    from course_utils import download, pets
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for url in pets.URLS.values():
+        assert url in readme, f"README lacks the Pet URL {url}"
+    for md5 in pets.MD5.values():
+        assert md5 in readme, f"README lacks the Pet checksum {md5}"
+    files = download.get_dataset("isbi2012-membrane").files
+    assert len(files) == 60
+    for digest in (f.known_hash.split(":", 1)[1] for f in files):
+        assert digest in readme, f"README lacks the ISBI checksum {digest}"
