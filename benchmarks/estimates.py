@@ -154,6 +154,30 @@ RUNS = [
     Run("11_distributed", "U-Net with BatchNorm, 3 steps: BN 1/2 devices, SyncBN (Keras)", "unet",
         UNET_8, 3, 64, 3 * 8, 1, 8, "fp32", "keras", repeats=3, classes=4, device="cpu"),
 ]
+# The solution notebooks (their exercises run the same cells): keyed "solutions/NAME" in the table.
+# 03/04: the paper U-Net on 8 random 256-px crops of each of 20 slices, 30 epochs, validated on 5 corners of
+# 128 px, 5 whole test slices predicted; 04 trains with the student's own float32 loop (no autocast), and its
+# skip-connection task trains two tiny U-Nets (32 px, 200 steps of 8) on the CPU.
+SOLUTION_RUNS = [
+    Run("solutions/03_unet_keras", "paper U-Net", "unet", UNET_PAPER, 1, 256, 160, 30, 8, "fp32", "keras", 128, 5,
+        predict_images=5, predict_size=512, classes=2),
+    Run("solutions/04_unet_pytorch", "paper U-Net, own loop", "unet", UNET_PAPER, 1, 256, 160, 30, 8, "fp32",
+        "torch", 128, 5, predict_images=5, predict_size=512, classes=2),
+    Run("solutions/04_unet_pytorch", "tiny U-Nets with and without skips (PyTorch)", "unet",
+        {"base_filters": 8, "depth": 2}, 1, 32, 200 * 8, 1, 8, "fp32", "torch", repeats=2, classes=2,
+        device="cpu"),
+    # 05: 96-px shapes, 320 training / 80 validation images, 20 epochs, one U-Net (16 filters, depth 2) per framework
+    Run("solutions/05_loss_functions", "U-Net, CE + Dice (Keras)", "unet", {"base_filters": 16, "depth": 2}, 3, 96,
+        320, 20, 8, "fp32", "keras", predict_images=80, classes=4),
+    Run("solutions/05_loss_functions", "U-Net, CE + Dice (PyTorch)", "unet", {"base_filters": 16, "depth": 2}, 3,
+        96, 320, 20, 8, "amp", "torch", 96, 80, predict_images=80, classes=4),
+    # 08: eight train_and_score runs (on the CPU, like the lecture's) and a 70-step range test
+    Run("solutions/08_training_dynamics", "U-Net, 8 quick runs (PyTorch)", "unet", {"base_filters": 8, "depth": 2},
+        3, 48, 128, 8, 8, "fp32", "torch", predict_images=64, repeats=8, classes=4, device="cpu"),
+    Run("solutions/08_training_dynamics", "U-Net, lr range test, 70 steps (PyTorch)", "unet",
+        {"base_filters": 8, "depth": 2}, 3, 48, 70 * 8, 1, 8, "fp32", "torch", classes=4, device="cpu"),
+]
+RUNS += SOLUTION_RUNS
 # Trained models whose work is negligible but whose set-up (tracing, compilation) still costs PER_MODEL_OVERHEAD_S:
 # 07's MobileNetV2-DeepLab head on a frozen backbone (64 px, 20 epochs of 96 images: well under 1 TFLOP).
 EXTRA_MODELS = {"07_fcn_deeplab": 1}
@@ -171,7 +195,11 @@ WHAT_IF = [
 ]
 NOTEBOOKS = ["00_setup", "01_data", "02_dense_prediction", "03_unet_keras", "04_unet_pytorch", "05_loss_functions",
              "06_evaluation", "07_fcn_deeplab", "08_training_dynamics", "09_capstone", "10_own_data",
-             "11_distributed"]
+             "11_distributed",
+             # solutions without training in full mode (09's depends on the student's own data: not estimated)
+             *(f"solutions/{name}" for name in ("01_data", "02_dense_prediction", "03_unet_keras", "04_unet_pytorch",
+                                                "05_loss_functions", "06_evaluation", "07_fcn_deeplab",
+                                                "08_training_dynamics"))]
 
 
 def build(run: Run):
