@@ -42,6 +42,11 @@ filters, 48-64 px) reach well under half of that, so we assume 0.03 TFLOP/s; the
 per notebook (imports, data, figures) and 20 s per trained model (graph tracing, XLA
 compilation, cuDNN autotuning, the first epoch's warm-up). These are assumptions,
 stated so that anyone with a T4 can check them against ``benchmarks/model_zoo.py``.
+
+Rows. ``RUNS`` has one row per training run of each lecture (key: the notebook's name) and, in
+``SOLUTION_RUNS``, of each solution notebook (key: ``solutions/NAME``; its exercise runs the same cells).
+``scripts/nbtool.py`` writes each notebook's estimate into its "Expected run time" line, and
+``tests/test_repository.py`` checks that every lecture, solution and exercise has a row and quotes it.
 """
 
 from __future__ import annotations
@@ -265,7 +270,8 @@ def estimate(runs=RUNS) -> dict:
         info = cache[key]
         if not info["macs"]:
             info["macs"]["probe"] = flops.count_macs_torch(build(run), (run.channels, info["probe"], info["probe"]))
-        for size in {run.size, run.val_size, run.predict_size} - {0}:  # convolutions' MACs grow with the number of pixels
+        # convolutions' MACs grow with the number of pixels
+        for size in {run.size, run.val_size, run.predict_size} - {0}:
             info["macs"][size] = round(info["macs"]["probe"] * (size / info["probe"]) ** 2)
         train_macs = 3 * info["macs"][run.size] * run.train_images
         val_macs = info["macs"][run.val_size] * run.val_images if run.val_images else 0

@@ -284,4 +284,5 @@ def test_every_solution_and_exercise_header_quotes_its_full_mode_estimate_and_fi
         assert key in table, f"{key} has no full-mode estimate in benchmarks/estimates.py"
         assert table[key]["t4_minutes"] <= 15 and table[key]["t4_gb"] <= 14, f"{key} does not fit a Colab T4"
         first = nbformat.read(path, as_version=4).cells[0].source
-        assert f"{estimates[key]} on a Colab T4 GPU in full mode (estimated: benchmarks/results/estimates.md)" in first, _name(path)
+        line = f"{estimates[key]} on a Colab T4 GPU in full mode (estimated: benchmarks/results/estimates.md)"
+        assert line in first, f"{_name(path)}: run scripts/nbtool.py"
