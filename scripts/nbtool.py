@@ -168,9 +168,18 @@ def full_mode_estimates() -> dict[str, str]:
     return {name: f"about {max(1, math.ceil(nb['t4_minutes']))} min" for name, nb in notebooks.items()}
 
 
+def estimate_key(path: Path) -> str | None:
+    """The notebook's row in benchmarks/results/estimates.json: "NAME" for a lecture, "solutions/NAME" for a
+    solution and for the exercise generated from it (the student runs the same cells)."""
+    folder = path.parent.name
+    if folder == "notebooks":
+        return path.stem
+    return f"solutions/{path.stem}" if folder in ("solutions", "exercises") else None
+
+
 def with_run_time(text: str, path: Path) -> str:
-    """Write the lecture's full-mode estimate into its "Expected run time" line (lectures only)."""
-    estimate = full_mode_estimates().get(path.stem) if path.parent.name == "notebooks" else None
+    """Write the notebook's full-mode estimate into its "Expected run time" line (when the table has its row)."""
+    estimate = full_mode_estimates().get(estimate_key(path))
     if estimate is None:
         return text
     line = f"{estimate} on a Colab T4 GPU in full mode (estimated: benchmarks/results/estimates.md)"

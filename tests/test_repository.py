@@ -249,8 +249,8 @@ def test_every_lecture_header_quotes_its_full_mode_estimate_and_fits_a_t4():
 
     table = json.loads((ROOT / "benchmarks" / "results" / "estimates.json").read_text())["notebooks"]
     for path in LECTURES:
-        if path.stem not in table:  # a lecture newer than the table: run benchmarks/estimates.py --write
-            continue
+        assert path.stem in table, (f"{path.stem} has no full-mode estimate: add its runs to RUNS and NOTEBOOKS in "
+                                    "benchmarks/estimates.py, then run it with --write and run scripts/nbtool.py")
         estimate = table[path.stem]
         assert estimate["t4_minutes"] <= 15 and estimate["t4_gb"] <= 14, f"{path.stem} does not fit a Colab T4"
         expected = nbtool.full_mode_estimates()[path.stem]
@@ -265,7 +265,29 @@ def test_run_time_line_is_rewritten_only_in_its_place():
     assert once.startswith("**Expected run time:** about 2 min on CPU in fast mode, about ")
     assert once.endswith(" on a Colab T4 GPU in full mode (estimated: benchmarks/results/estimates.md).\nMore.")
     assert nbtool.with_run_time(once, path) == once
-    assert nbtool.with_run_time(text, ROOT / "solutions" / "03_unet_keras.ipynb") == text  # lectures only
+    solution = nbtool.with_run_time(text, ROOT / "solutions" / "03_unet_keras.ipynb")  # the solution's own row
+    assert solution == nbtool.with_run_time(text, ROOT / "exercises" / "03_unet_keras.ipynb")
+    assert f"{nbtool.full_mode_estimates()['solutions/03_unet_keras']} on a Colab T4 GPU in full mode" in solution
+    assert nbtool.with_run_time(text, ROOT / "benchmarks" / "03_unet_keras.ipynb") == text  # no row: unchanged
+
+
+def test_every_solution_and_exercise_header_quotes_its_full_mode_estimate_and_fits_a_t4():
+    import json
+
+    table = json.loads((ROOT / "benchmarks" / "results" / "estimates.json").read_text())["notebooks"]
+    estimates = nbtool.full_mode_estimates()
+    for path in SOLUTIONS + EXERCISES:
+        key = nbtool.estimate_key(path)
+        if path.stem == "09_capstone":  # the student's own data set: no estimate
+            assert key not in table
+            continue
+        assert key in table, f"{key} has no full-mode estimate in benchmarks/estimates.py"
+        assert table[key]["t4_minutes"] <= 15 and table[key]["t4_gb"] <= 14, f"{key} does not fit a Colab T4"
+        first = nbformat.read(path, as_version=4).cells[0].source
+        line = f"{estimates[key]} on a Colab T4 GPU in full mode (estimated: benchmarks/results/estimates.md)"
+        assert line in first, f"{_name(path)}: run scripts/nbtool.py"
+
+
 
 
 def test_readme_lists_every_data_url_and_checksum():
