@@ -20,6 +20,9 @@ Sections (``--only`` picks some):
                 loop at 5 and 12 epochs, on the Pet-format stand-in the capstone uses in fast mode;
 - ``recipe_cpu``: the capstone's fast-mode budget (5 epochs) with 5 seeds (``--seeds 5``), the loss
                 (CE vs CE + Dice) added to rate and schedule;
+- ``recipe_cpu_more``: more candidates at that budget (a higher constant rate, one-cycle, pure Dice,
+                median-frequency class weights);
+- ``recipe_cpu_10``: the plain loop and the two best candidates with 10 seeds (``--seeds 10``);
 - ``recipe_scenes``, ``recipe_membranes``: the same ingredients (rate, schedule, flips, loss) on the lab's
                 synthetic scenes and on the membranes, at the lab's budget;
 - ``keras``:    the learning-rate sweep's middle in Keras, to compare with PyTorch within the seed spread.
@@ -172,11 +175,24 @@ def sections():
     recipe_cpu = {f"5 ep: {label}": {"epochs": 5, **config} for label, config in (
         ("plain (Adam 2e-3, constant, CE, no aug)", plain), ("3e-3, cosine, CE", new_default),
         ("2e-3, constant, CE + Dice", {**plain, **ce_dice}), ("3e-3, cosine, CE + Dice", {**new_default, **ce_dice}))}
+    # More candidates for the capstone's fast-mode defaults: a higher constant rate, one-cycle, Dice, class weights.
+    recipe_cpu_more = {f"5 ep: {label}": {"epochs": 5, **config} for label, config in (
+        ("1e-2, constant, CE", {"lr": 1e-2}), ("1e-2, one-cycle, CE + Dice", {"lr": 1e-2, "schedule": "one-cycle", **ce_dice}),
+        ("3e-3, constant, Dice", {"lr": 3e-3, "loss": "dice"}),
+        ("2e-3, constant, median-frequency weighted CE", {**plain, "class_weights": "median_frequency"}))}
+    # The two best candidates and the plain loop with 10 seeds (the standard error of the mean shrinks as 1/sqrt(n)).
+    weighted = {"class_weights": "median_frequency"}
+    recipe_cpu_10 = {f"5 ep: {label}": {"epochs": 5, **config} for label, config in (
+        ("plain (Adam 2e-3, constant, CE, no aug)", plain),
+        ("2e-3, constant, median-frequency weighted CE", {**plain, **weighted}),
+        ("3e-3, cosine, median-frequency weighted CE", {**new_default, **weighted}))}
     # The same ingredients on the lab's two data sets, at the lab's budget (EPOCHS epochs).
     recipe_other = {label: config for label, config in (
         ("plain (Adam 2e-3, constant, CE, no aug)", plain), ("3e-3, cosine, CE", new_default),
         ("3e-3, cosine, CE, flips", flips), ("2e-3, constant, CE + Dice", {**plain, **ce_dice}),
-        ("3e-3, cosine, CE + Dice", {**new_default, **ce_dice}))}
+        ("3e-3, cosine, CE + Dice", {**new_default, **ce_dice}),
+        ("2e-3, constant, median-frequency weighted CE", {**plain, **weighted}),
+        ("3e-3, cosine, median-frequency weighted CE", {**new_default, **weighted}))}
     return {
         "lr": ("Learning-rate sweep (constant rate)", lr, "scenes", "torch"),
         "lr_large": ("Learning-rate sweep continued: rates beyond 1", lr_large, "scenes", "torch"),
@@ -192,6 +208,10 @@ def sections():
                         "pets", "torch"),
         "recipe_cpu": ("The capstone's fast-mode budget with more seeds: rate, schedule and loss (Pet-format "
                        "stand-in, 64 px, U-Net depth 3, 8 filters, batch 4, 5 epochs)", recipe_cpu, "pets", "torch"),
+        "recipe_cpu_more": ("More candidates at the capstone's fast-mode budget (same data, model and 5 epochs as "
+                            "recipe_cpu)", recipe_cpu_more, "pets", "torch"),
+        "recipe_cpu_10": ("The plain loop and the two best candidates with 10 seeds (same data, model and 5 epochs "
+                          "as recipe_cpu)", recipe_cpu_10, "pets", "torch"),
         "recipe_scenes": (f"The capstone's ingredients on the synthetic scenes ({EPOCHS} epochs, the lab's budget)",
                           recipe_other, "scenes", "torch"),
         "recipe_membranes": (f"The capstone's ingredients on the ISBI 2012 membranes (64 px tiles as in lr_membranes, "
@@ -250,6 +270,10 @@ def main(argv=None):
             if name == "lambda":
                 weights = data.class_weights(y_train, num_classes, method="inverse_frequency")
                 settings["weighted CE"]["class_weights"] = [float(w) for w in weights]
+            for setting in settings.values():  # class weights named by their method: computed from the labels
+                if isinstance(setting.get("class_weights"), str) and name != "lambda":
+                    weights = data.class_weights(y_train, num_classes, method=setting["class_weights"])
+                    setting["class_weights"] = [float(w) for w in weights]
             runner = (torch_runner if framework == "torch" else keras_runner)(
                 x_train, y_train, x_val, y_val, num_classes, epochs_scale=scale, **fixed)
             print(f"== {name}: {description}", flush=True)
