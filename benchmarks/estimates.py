@@ -141,11 +141,9 @@ RUNS = [
     *[Run("09_capstone", f"U-Net on the Pets ({fw})", "unet", UNET_32, 3, 256, 3312, CAPSTONE_EPOCHS, 16, "amp",
           fw.split(",")[0].lower().replace("pytorch", "torch"), 256, 368, predict_images=2000)
       for fw in ("Keras, mixed_float16", "PyTorch, AMP")],
-    # Not counted yet: the timing section's 2 warm-up + 20 measured training steps of a fresh model per framework
-    # (22 x 16 images at 256 px, about 50 s on a T4 with the per-model set-up; 13.8 instead of 13.0 min). Add
-    #   Run("09_capstone", f"U-Net, step timing, 22 steps ({fw})", "unet", UNET_32, 3, 256, 22 * 16, 1, 16, "amp",
-    #       fw.lower().replace("pytorch", "torch")) for fw in ("Keras", "PyTorch")
-    # when the capstone's header line can be rewritten by scripts/nbtool.py (it then says about 14 min).
+    # The timing section: 2 warm-up + 20 measured training steps of a fresh model per framework (22 x 16 at 256 px).
+    *[Run("09_capstone", f"U-Net, step timing, 22 steps ({fw})", "unet", UNET_32, 3, 256, 22 * 16, 1, 16, "amp",
+          fw.lower().replace("pytorch", "torch")) for fw in ("Keras", "PyTorch")],
     # 10: two folders (street scenes, 7 classes; cells) of 400 images at 128 px, 25 % held out: 20 epochs of
     # 50 steps of 8 random 96-px crops, validation on 100 centre crops each epoch, then 100 whole images predicted.
     Run("10_own_data", "U-Net, street scenes and cells (PyTorch)", "unet", {"base_filters": 32, "depth": 3}, 3, 96,

@@ -21,7 +21,9 @@ Combines, under a description of the machine:
    --execute``) with ``COURSE_RECORD_RESULTS`` pointing at the results folder, so they write
    ``lecture05.json``, ``lecture07.json`` and ``lecture09.json`` (keys in benchmarks/README.md). They run in the caller's mode:
    full mode by default (the real numbers, for a GPU), fast mode under ``COURSE_FAST=1``; ``--quick`` leaves
-   them out.
+   them out;
+6. the training-dynamics sweeps of lecture 08 (``training_dynamics.py``): always rebuilt from the saved
+   ``results/dynamics_*.json``, never rerun by this script (they take about 25 minutes on 2 CPU cores).
 
 Use ``--skip train_speed model_zoo notebooks membranes lectures comparisons`` to leave parts out (their last saved results
 are used). On a GPU, ``python benchmarks/report.py`` alone produces every full-size figure of this report.
@@ -299,6 +301,21 @@ def section_comparisons(results_dir: Path) -> list[str]:
     return lines
 
 
+def section_training_dynamics(results_dir: Path) -> list[str]:
+    """Lecture 08's sweep tables, rebuilt from the saved ``dynamics_*.json`` (the sweeps are not rerun here:
+    they take long at a CPU budget; ``benchmarks/training_dynamics.py`` reruns them)."""
+    lines = ["## 7. Training dynamics: the sweeps of lecture 08 (`training_dynamics.py`)", ""]
+    if not sorted(results_dir.glob("dynamics_*.json")):
+        return lines + ["_Not measured yet: run `python benchmarks/training_dynamics.py` (about 25 min on 2 CPU "
+                        "cores; `report.py` does not rerun it)._"]
+    from training_dynamics import summary_markdown
+
+    body = summary_markdown(folder=results_dir).strip().splitlines()
+    body = body[1:] if body and body[0].startswith("# ") else body  # the report has its own title
+    lines += ["Rebuilt from the saved results; rerun with `python benchmarks/training_dynamics.py`.", ""]
+    return lines + _demote("\n".join(body)).splitlines()
+
+
 def build_report(args, problems: dict) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -320,7 +337,7 @@ def build_report(args, problems: dict) -> str:
     if problems:
         lines += ["**Problems while running:**", ""] + [f"- {part}: {text}" for part, text in problems.items()] + [""]
     for section in (section_train_speed, section_model_zoo, section_notebooks, section_membranes, section_lectures,
-                    section_comparisons):
+                    section_comparisons, section_training_dynamics):
         lines += section(args.results_dir) + [""]
     return "\n".join(lines).rstrip() + "\n"
 

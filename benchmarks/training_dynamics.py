@@ -18,6 +18,13 @@ Sections (``--only`` picks some):
                 with the Dice of the rare class;
 - ``recipe``, ``recipe_long``: the capstone's ingredients (augmentation, schedule, rate) against a plain
                 loop at 5 and 12 epochs, on the Pet-format stand-in the capstone uses in fast mode;
+- ``recipe_cpu``: the capstone's fast-mode budget (5 epochs) with 5 seeds (``--seeds 5``), the loss
+                (CE vs CE + Dice) added to rate and schedule;
+- ``recipe_cpu_more``: more candidates at that budget (a higher constant rate, one-cycle, pure Dice,
+                median-frequency class weights);
+- ``recipe_cpu_10``: the plain loop and the two best candidates with 10 seeds (``--seeds 10``);
+- ``recipe_scenes``, ``recipe_membranes``: the same ingredients (rate, schedule, flips, loss) on the lab's
+                synthetic scenes and on the membranes, at the lab's budget;
 - ``keras``:    the learning-rate sweep's middle in Keras, to compare with PyTorch within the seed spread.
 
 Usage::
@@ -163,6 +170,29 @@ def sections():
         ("plain (Adam 2e-3, constant, no aug)", plain), ("3e-3, cosine, no aug", new_default),
         ("3e-3, cosine, flips", flips))}
     keras_lr = {f"lr={r:g}": {"lr": r} for r in (1e-4, 1e-3, 1e-2)}
+    # The capstone's fast-mode budget (5 epochs) with more seeds, and the loss as one more ingredient.
+    ce_dice = {"loss": "ce+dice", "ce_weight": 1.0, "dice_weight": 1.0}
+    recipe_cpu = {f"5 ep: {label}": {"epochs": 5, **config} for label, config in (
+        ("plain (Adam 2e-3, constant, CE, no aug)", plain), ("3e-3, cosine, CE", new_default),
+        ("2e-3, constant, CE + Dice", {**plain, **ce_dice}), ("3e-3, cosine, CE + Dice", {**new_default, **ce_dice}))}
+    # More candidates for the capstone's fast-mode defaults: a higher constant rate, one-cycle, Dice, class weights.
+    recipe_cpu_more = {f"5 ep: {label}": {"epochs": 5, **config} for label, config in (
+        ("1e-2, constant, CE", {"lr": 1e-2}), ("1e-2, one-cycle, CE + Dice", {"lr": 1e-2, "schedule": "one-cycle", **ce_dice}),
+        ("3e-3, constant, Dice", {"lr": 3e-3, "loss": "dice"}),
+        ("2e-3, constant, median-frequency weighted CE", {**plain, "class_weights": "median_frequency"}))}
+    # The two best candidates and the plain loop with 10 seeds (the standard error of the mean shrinks as 1/sqrt(n)).
+    weighted = {"class_weights": "median_frequency"}
+    recipe_cpu_10 = {f"5 ep: {label}": {"epochs": 5, **config} for label, config in (
+        ("plain (Adam 2e-3, constant, CE, no aug)", plain),
+        ("2e-3, constant, median-frequency weighted CE", {**plain, **weighted}),
+        ("3e-3, cosine, median-frequency weighted CE", {**new_default, **weighted}))}
+    # The same ingredients on the lab's two data sets, at the lab's budget (EPOCHS epochs).
+    recipe_other = {label: config for label, config in (
+        ("plain (Adam 2e-3, constant, CE, no aug)", plain), ("3e-3, cosine, CE", new_default),
+        ("3e-3, cosine, CE, flips", flips), ("2e-3, constant, CE + Dice", {**plain, **ce_dice}),
+        ("3e-3, cosine, CE + Dice", {**new_default, **ce_dice}),
+        ("2e-3, constant, median-frequency weighted CE", {**plain, **weighted}),
+        ("3e-3, cosine, median-frequency weighted CE", {**new_default, **weighted}))}
     return {
         "lr": ("Learning-rate sweep (constant rate)", lr, "scenes", "torch"),
         "lr_large": ("Learning-rate sweep continued: rates beyond 1", lr_large, "scenes", "torch"),
@@ -176,22 +206,37 @@ def sections():
                    recipe, "pets", "torch"),
         "recipe_long": ("The capstone's recipe at a longer budget (same data and model as recipe)", recipe_long,
                         "pets", "torch"),
+        "recipe_cpu": ("The capstone's fast-mode budget with more seeds: rate, schedule and loss (Pet-format "
+                       "stand-in, 64 px, U-Net depth 3, 8 filters, batch 4, 5 epochs)", recipe_cpu, "pets", "torch"),
+        "recipe_cpu_more": ("More candidates at the capstone's fast-mode budget (same data, model and 5 epochs as "
+                            "recipe_cpu)", recipe_cpu_more, "pets", "torch"),
+        "recipe_cpu_10": ("The plain loop and the two best candidates with 10 seeds (same data, model and 5 epochs "
+                          "as recipe_cpu)", recipe_cpu_10, "pets", "torch"),
+        "recipe_scenes": (f"The capstone's ingredients on the synthetic scenes ({EPOCHS} epochs, the lab's budget)",
+                          recipe_other, "scenes", "torch"),
+        "recipe_membranes": (f"The capstone's ingredients on the ISBI 2012 membranes (64 px tiles as in lr_membranes, "
+                             f"U-Net depth 3, 8 filters, batch 4, {EPOCHS} epochs; membrane Dice)", recipe_other,
+                             "membranes", "torch"),
         "keras": ("Keras: the middle of the learning-rate sweep (compare with PyTorch's lr rows)", keras_lr,
                   "scenes", "keras"),
     }
 
 
-def summary_markdown(only=None) -> str:
+def summary_markdown(only=None, folder=None) -> str:
+    """The Markdown summary of the saved sections in ``folder`` (default ``benchmarks/results``); runs nothing."""
+    folder = RESULTS if folder is None else Path(folder)
     parts = ["# Training dynamics (lecture 08)", "",
              f"Budget: {SETUP}. Mean ± standard deviation over seeds (range in brackets); "
-             "`dice` is the mean Dice over the 4 classes on the held-out images, `rare_dice` the triangle's.",
+             "`dice` is the mean Dice over the 4 classes on the held-out images, `rare_dice` the triangle's "
+             "(Pet-format stand-in: the mean over its 3 classes, and `rare_dice` the thin border class's; "
+             "membranes: the membrane Dice).",
              "Written by `benchmarks/training_dynamics.py`.", ""]
     for name, (description, _settings, dataset, framework) in sections().items():
-        path = RESULTS / f"dynamics_{name}.json"
-        if not path.exists():
+        path = folder / f"dynamics_{name}.json"
+        if (only is not None and name not in only) or not path.exists():
             continue
         rows, meta = dynamics.load_rows(path)
-        metrics = ["dice", "rare_dice"] if dataset == "scenes" else ["dice"]
+        metrics = ["dice", "rare_dice"] if dataset in ("scenes", "pets") else ["dice"]
         parts += [f"## {name}: {description}", "",
                   f"{meta.get('framework', framework)}, seeds {meta.get('seeds')}" + (
                       ", quick mode (not a result)" if meta.get("quick") else ""), "",
@@ -225,6 +270,10 @@ def main(argv=None):
             if name == "lambda":
                 weights = data.class_weights(y_train, num_classes, method="inverse_frequency")
                 settings["weighted CE"]["class_weights"] = [float(w) for w in weights]
+            for setting in settings.values():  # class weights named by their method: computed from the labels
+                if isinstance(setting.get("class_weights"), str) and name != "lambda":
+                    weights = data.class_weights(y_train, num_classes, method=setting["class_weights"])
+                    setting["class_weights"] = [float(w) for w in weights]
             runner = (torch_runner if framework == "torch" else keras_runner)(
                 x_train, y_train, x_val, y_val, num_classes, epochs_scale=scale, **fixed)
             print(f"== {name}: {description}", flush=True)

@@ -34,7 +34,7 @@ PET_STAND_IN = {"num_trainval": 48, "num_test": 16, "min_size": 160, "max_size":
 
 def prepare_data(data_dir: Path, isbi_source: Path | None) -> Path:
     """A data folder for the dry run: the ISBI slices (a link) and a Pet stand-in, unpacked as the real one."""
-    from course_utils import pets
+    from course_utils import pets, safety
 
     data_dir.mkdir(parents=True, exist_ok=True)
     if isbi_source is not None and (isbi_source / "isbi2012-membrane").is_dir():
@@ -49,7 +49,7 @@ def prepare_data(data_dir: Path, isbi_source: Path | None) -> Path:
         for path in archives.values():
             with tarfile.open(path) as tar:
                 tar.extractall(partial, filter="data")  # our own archives; "data" refuses links and escapes
-        partial.rename(target)
+        safety.replace(partial, target, inside=data_dir)
     return data_dir
 
 

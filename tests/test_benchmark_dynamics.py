@@ -44,3 +44,19 @@ def test_committed_results_have_three_seeds_per_setting():
         assert set(r["setting"] for r in rows) == set(settings), path.name
         table = dynamics.summarise(rows, ["dice"])
         assert all(entry["n"] >= 3 for entry in table), path.name
+
+
+def test_report_rebuilds_the_dynamics_tables_from_saved_rows(tmp_path):
+    import report
+
+    rows = [{"setting": "lr=0.001", "seed": s, "dice": d, "rare_dice": r} for s, d, r in
+            ((0, 0.5, 0.1), (1, 0.7, 0.2), (2, 0.6, 0.3))]
+    dynamics.save_rows(tmp_path / "dynamics_lr.json", rows, seeds=[0, 1, 2], framework="PyTorch")
+    args = report.parse_args(["--reuse", "--results-dir", str(tmp_path), "--output", str(tmp_path / "R.md")])
+    text = report.build_report(args, problems={})
+    section = text[text.index("## 7. Training dynamics"):]
+    assert "### lr: Learning-rate sweep" in section  # the script's sections, nested under the report's
+    assert "# Training dynamics (lecture 08)" not in section  # its title is dropped
+    # mean 0.6, sd 0.1 (ddof=1) and range of the dice; mean 0.2, sd 0.1 of the rare class's
+    assert "| lr=0.001 | 3 | 0.600 ± 0.100 (0.500-0.700) | 0.200 ± 0.100 (0.100-0.300) |" in section
+    assert "### batch" not in section  # sections without saved rows are left out

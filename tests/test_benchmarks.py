@@ -118,8 +118,8 @@ def test_report_combines_the_saved_results(tmp_path):
 def test_report_says_what_is_missing(tmp_path):
     args = report.parse_args(["--reuse", "--results-dir", str(tmp_path), "--output", str(tmp_path / "R.md")])
     text = report.build_report(args, problems={"model_zoo": "model_zoo.py failed (exit 1)"})
-    # training speed, model zoo, notebooks, membranes, and the two multi-seed comparisons
-    assert text.count("_Not measured yet") == 6
+    # training speed, model zoo, notebooks, membranes, the two multi-seed comparisons
+    assert text.count("_Not measured yet") == 7  # ... and the training-dynamics sweeps
     assert "_Not measured yet: run `python benchmarks/loss_comparison.py`._" in text
     assert "Not measured yet: run `python benchmarks/report.py`" in text  # training speed
     assert "- model_zoo: model_zoo.py failed (exit 1)" in text
