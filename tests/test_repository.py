@@ -303,3 +303,15 @@ def test_readme_lists_every_data_url_and_checksum():
     assert len(files) == 60
     for digest in (f.known_hash.split(":", 1)[1] for f in files):
         assert digest in readme, f"README lacks the ISBI checksum {digest}"
+
+
+def test_course_script_parses_and_lists_every_command():
+    """A syntax error in ./course breaks every command (and CI) at once; its usage names each case."""
+    import subprocess
+
+    script = ROOT / "course"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    usage = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    assert usage.returncode == 2
+    for command in ("./course lab", "./course test", "./course grade", "./course dry-run"):
+        assert command in usage.stdout, f"./course's usage text lacks {command}"
