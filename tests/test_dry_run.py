@@ -157,3 +157,17 @@ def test_torch_fit_with_steps_per_epoch_is_capped_in_a_dry_run(monkeypatch):
                       monitor="loss")
         assert len(history["loss"]) == expected_epochs
         assert train.batches == expected_batches
+
+
+def test_torch_loaders_hand_a_dry_run_only_a_few_batches(monkeypatch):
+    """Loops written out in a notebook (lecture 04's inline loop, exercise 04) are capped through the loader."""
+    pytest.importorskip("torch")
+    from course_utils.torch.data import make_loader
+
+    images, masks = make_shapes(12, size=32, num_classes=2, seed=0)
+    for dry_run, expected in (("0", 6), ("1", env.DRY_RUN_STEPS)):
+        monkeypatch.setenv(env.DRY_RUN_ENV_VAR, dry_run)
+        loader = make_loader(images, masks, batch_size=2, shuffle=False)
+        assert len(loader) == expected
+        assert sum(1 for _ in loader) == expected
+        assert len(loader.dataset) == 12  # the data itself is whole

@@ -11,10 +11,13 @@ the next pass explicitly. With ``num_workers > 0`` the results are the same (no 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .. import env
 from ..data import _ensure_dataset_arrays, _pipeline_options, epoch_order, prepare_sample
 
 __all__ = ["SegmentationDataset", "EpochSampler", "SegmentationLoader", "make_loader"]
@@ -95,7 +98,14 @@ class SegmentationLoader(DataLoader):
         self.next_epoch += 1
         self.dataset.set_epoch(self.epoch)  # workers are started after this, so they see the new epoch
         self.epoch_sampler.set_epoch(self.epoch)
-        return super().__iter__()
+        batches = super().__iter__()
+        if env.is_dry_run():  # ./course dry-run: loops written out in a notebook take a few steps too
+            return itertools.islice(batches, env.DRY_RUN_STEPS)
+        return batches
+
+    def __len__(self) -> int:
+        batches = super().__len__()
+        return min(batches, env.DRY_RUN_STEPS) if env.is_dry_run() else batches
 
 
 def make_loader(
