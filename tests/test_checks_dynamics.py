@@ -84,3 +84,10 @@ def test_rare_class_weights_messages(capsys):
         check_rare_class_weights([1.0, 1.0, 1.0], freq, rare_class=3)
     with pytest.raises(CheckFailed, match="a list of numbers"):
         check_rare_class_weights(["a", "b", "c", "d"], freq, rare_class=3)
+
+
+def test_an_empty_prediction_counts_as_not_attempted():
+    from course_utils.checks import NotWrittenYet
+
+    with pytest.raises(NotWrittenYet, match="PREDICTION_LR is still empty"):
+        check_direction(None, 0.5, 0.4, 0.05, name="PREDICTION_LR")

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ._common import check, fail, passed
+from ._common import NotWrittenYet, check, fail, passed
 
 __all__ = ["OUTCOMES", "outcome", "check_direction", "check_learning_rate_fix", "check_rare_class_weights"]
 
@@ -38,8 +38,9 @@ def outcome(before: float, after: float, spread: float) -> str:
 
 
 def _check_choice(prediction, name: str):
-    if prediction is None or prediction is Ellipsis:
-        fail(f"{name} is still empty: write your prediction, one of {OUTCOMES}, before running the experiment.")
+    if prediction is None or prediction is Ellipsis:  # "not attempted" for ./course grade
+        raise NotWrittenYet(f"{name} is still empty: write your prediction, one of {OUTCOMES}, before running "
+                            "the experiment.")
     if not isinstance(prediction, str) or prediction.strip().lower() not in OUTCOMES:
         fail(f"{name} = {prediction!r} is not a prediction I can compare: use one of {OUTCOMES} "
              "(a string, e.g. \"down\").")
