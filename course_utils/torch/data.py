@@ -82,8 +82,9 @@ class SegmentationLoader(DataLoader):
     """
 
     def __init__(self, dataset: SegmentationDataset, batch_size: int = 8, shuffle: bool = True, seed: int = 0,
-                 num_workers: int = 0, epoch: int = 0, **kwargs):
-        sampler = EpochSampler(len(dataset), seed=seed, shuffle=shuffle)
+                 num_workers: int = 0, epoch: int = 0, sampler=None, **kwargs):
+        # sampler: any sampler with set_epoch (lecture 11's per-rank shard); default: the whole data set.
+        sampler = EpochSampler(len(dataset), seed=seed, shuffle=shuffle) if sampler is None else sampler
         super().__init__(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, **kwargs)
         self.epoch_sampler = sampler
         self.next_epoch = int(epoch)

@@ -26,10 +26,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DistributedSampler
 
 from ..distributed import RunLog, is_rank0, per_device_batch_size, scale_learning_rate, shard_indices
-from .data import SegmentationDataset
+from .data import SegmentationDataset, SegmentationLoader
 from .train import save_checkpoint
 
 __all__ = [
@@ -158,7 +158,7 @@ class ShardedSampler(DistributedSampler):
         return iter(indices.tolist())
 
 
-class DistributedLoader(DataLoader):
+class DistributedLoader(SegmentationLoader):
     """A DataLoader over one rank's shard whose every pass is the next epoch (order and augmentation).
 
     ``set_epoch(e)`` makes the next pass epoch ``e`` (on the sampler and the data set's augmentation), as
@@ -167,19 +167,7 @@ class DistributedLoader(DataLoader):
 
     def __init__(self, dataset: SegmentationDataset, sampler: ShardedSampler, batch_size: int, epoch: int = 0,
                  **kwargs):
-        super().__init__(dataset, batch_size=batch_size, sampler=sampler, **kwargs)
-        self.next_epoch = int(epoch)
-        self.epoch = int(epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.next_epoch = int(epoch)
-
-    def __iter__(self):
-        self.epoch = self.next_epoch
-        self.next_epoch += 1
-        self.dataset.set_epoch(self.epoch)
-        self.sampler.set_epoch(self.epoch)
-        return super().__iter__()
+        super().__init__(dataset, batch_size=batch_size, epoch=epoch, sampler=sampler, **kwargs)
 
 
 def make_distributed_loader(images, masks, global_batch_size: int, rank: int | None = None,
