@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -171,3 +175,19 @@ def test_torch_loaders_hand_a_dry_run_only_a_few_batches(monkeypatch):
         assert len(loader) == expected
         assert sum(1 for _ in loader) == expected
         assert len(loader.dataset) == 12  # the data itself is whole
+
+
+@pytest.mark.slow
+def test_the_dry_run_command_runs_a_notebook_in_full_mode(tmp_path):
+    """The job itself (scripts/dry_run.py, as ./course dry-run calls it) on the quickest lecture; the whole
+    course is too slow for CI on two cores (README: full-size dry run)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    environ = {k: v for k, v in os.environ.items() if k not in ("COURSE_FAST", "COURSE_DRY_RUN")}
+    result = subprocess.run([sys.executable, str(root / "scripts" / "dry_run.py"), "--data-dir", str(tmp_path / "d"),
+                             str(root / "notebooks" / "00_setup.ipynb")], cwd=root, env=environ,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "| notebooks/00_setup.ipynb |" in result.stdout and "| ok" in result.stdout
+    assert (tmp_path / "d" / "oxford-iiit-pet" / "annotations" / "trimaps").is_dir()  # the Pet stand-in, unpacked
