@@ -34,3 +34,14 @@ def membrane_dir() -> Path:
     if not (root / "isbi2012-membrane").is_dir():
         pytest.skip(f"ISBI 2012 slices not found under {root}: set COURSE_DATA_DIR to the folder holding them")
     return root
+
+
+@pytest.fixture
+def unregister():
+    """Forget the data sets a test registers (the download registry is global)."""
+    from course_utils import download
+
+    before = set(download.registered_datasets())
+    yield
+    for name in set(download.registered_datasets()) - before:
+        download._REGISTRY.pop(name, None)

@@ -16,15 +16,6 @@ from course_utils.download import DataNotAvailableError
 NAME = "pets-under-test"
 
 
-@pytest.fixture
-def unregister():
-    """Forget the data sets a test registers (the registry is global)."""
-    before = set(download.registered_datasets())
-    yield
-    for name in set(download.registered_datasets()) - before:
-        download._REGISTRY.pop(name, None)
-
-
 def _tar(path, members: dict):
     with tarfile.open(path, "w:gz") as tar:
         for arcname, payload in members.items():

@@ -20,14 +20,6 @@ NAME = "pets-under-test"
 
 
 @pytest.fixture
-def unregister():
-    before = set(download.registered_datasets())
-    yield
-    for name in set(download.registered_datasets()) - before:
-        download._REGISTRY.pop(name, None)
-
-
-@pytest.fixture
 def world(tmp_path, guard_fs):
     """tmp_path/canary.txt (above), data/canary.txt and data/isbi2012-membrane/ (next to the data folder)."""
     root = tmp_path / "data"
