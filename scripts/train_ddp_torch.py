@@ -19,6 +19,7 @@ Only rank 0 writes ``OUT/log.json`` (settings, per-step loss of the global batch
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from pathlib import Path
@@ -65,6 +66,22 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from course_utils.torch import distributed as ddp
+
+    context = ddp.setup(args.backend)
+    try:
+        train(args, context)
+    finally:
+        # The model, optimizer and loader of train() are gone by now: DDP's reducer holds the process group,
+        # and a group still alive when the interpreter shuts down can abort the process after a good run
+        # ("terminate called without an active exception"). So free them, then leave the group.
+        gc.collect()
+        ddp.teardown()
+    return 0
+
+
+def train(args, context) -> None:
+    """The training loop of one process (rank ``context.rank``); rank 0 writes the log and checkpoint."""
     import torch
 
     from course_utils import data
@@ -73,69 +90,64 @@ def main(argv=None) -> int:
     from course_utils.torch.losses import CrossEntropyLoss
     from course_utils.torch.unet import UNet, count_parameters
 
-    context = ddp.setup(args.backend)
     learning_rate = scale_learning_rate(args.lr, args.global_batch, args.base_batch, rule=args.lr_rule)
     config = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
     config.update(world_size=context.world_size, backend=context.backend, device=str(context.device),
                   per_device_batch=ddp.per_device_batch_size(args.global_batch, context.world_size),
                   learning_rate=learning_rate, framework="PyTorch " + torch.__version__)
     log = RunLog(args.out / "log.json", rank=context.rank, config=config)
-    try:
-        images, masks = data.make_shapes(args.num_images, size=args.image_size, num_classes=args.num_classes,
-                                         seed=args.seed)
-        loader = ddp.make_distributed_loader(images, masks, args.global_batch, rank=context.rank,
-                                             world_size=context.world_size, seed=args.seed)
-        torch.manual_seed(args.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
-        model = UNet(in_channels=3, num_classes=args.num_classes, base_filters=args.base_filters,
-                     depth=args.depth, batch_norm=not args.no_batch_norm)
-        log.record["config"]["parameters"] = count_parameters(model)
-        model = ddp.wrap_model(model, context, sync_batchnorm=args.sync_batchnorm)
-        optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=args.momentum)
-        loss_fn = CrossEntropyLoss()
-        use_cuda = context.device.type == "cuda"
-        amp_dtype = torch.float16 if use_cuda else torch.bfloat16
-        scaler = torch.amp.GradScaler("cuda", enabled=args.mixed_precision and use_cuda)
+    images, masks = data.make_shapes(args.num_images, size=args.image_size, num_classes=args.num_classes,
+                                     seed=args.seed)
+    loader = ddp.make_distributed_loader(images, masks, args.global_batch, rank=context.rank,
+                                         world_size=context.world_size, seed=args.seed)
+    torch.manual_seed(args.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+    model = UNet(in_channels=3, num_classes=args.num_classes, base_filters=args.base_filters,
+                 depth=args.depth, batch_norm=not args.no_batch_norm)
+    log.record["config"]["parameters"] = count_parameters(model)
+    model = ddp.wrap_model(model, context, sync_batchnorm=args.sync_batchnorm)
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=args.momentum)
+    loss_fn = CrossEntropyLoss()
+    use_cuda = context.device.type == "cuda"
+    amp_dtype = torch.float16 if use_cuda else torch.bfloat16
+    scaler = torch.amp.GradScaler("cuda", enabled=args.mixed_precision and use_cuda)
 
-        model.train()
-        step, start, timed_from = 0, time.perf_counter(), None
-        while step < args.steps:
-            for batch_images, batch_masks in loader:  # every pass is the next epoch (new shuffle)
-                batch_images = batch_images.to(context.device, non_blocking=True)
-                batch_masks = batch_masks.to(context.device, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(context.device.type, dtype=amp_dtype, enabled=args.mixed_precision):
-                    loss = loss_fn(model(batch_images), batch_masks)
-                scaler.scale(loss).backward()  # DDP averages the gradients of all ranks here
-                scaler.step(optimizer)
-                scaler.update()
-                global_loss = ddp.all_reduce_mean(loss.detach().float())  # mean over the global batch
-                if step == 0:
-                    timed_from = time.perf_counter()  # the first step (start-up, allocation) is not timed
-                log.step(step=step, loss=global_loss, epoch=loader.epoch, seconds=time.perf_counter() - start)
-                step += 1
-                if step >= args.steps:
-                    break
-        if use_cuda:
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - timed_from
-        timed_images = (args.steps - 1) * args.global_batch
-        saved = ddp.save_checkpoint_rank0(model, args.out / "checkpoint.pt", rank=context.rank)
-        writers = [context.rank] if saved is not None else []
-        if context.backend != "none":  # which ranks saved, as told by the save function on each rank
-            gathered = [None] * context.world_size
-            torch.distributed.all_gather_object(gathered, writers)
-            writers = sorted(rank for ranks in gathered for rank in ranks)
-        log.save(final_loss=log.record["steps"][-1]["loss"] if log.active else None,
-                 timed_steps=args.steps - 1, timed_seconds=seconds,
-                 images_per_s=timed_images / seconds if args.steps > 1 and seconds > 0 else None,
-                 checkpoint="checkpoint.pt", checkpoint_written_by=writers)
-        if context.is_main:
-            print(f"{context.world_size} process(es), {context.backend}, {context.device}: {args.steps} steps of "
-                  f"{args.global_batch} images, final loss {log.record['steps'][-1]['loss']:.4f}; "
-                  f"wrote {args.out / 'log.json'} and {args.out / 'checkpoint.pt'}")
-    finally:
-        ddp.teardown()
-    return 0
+    model.train()
+    step, start, timed_from = 0, time.perf_counter(), None
+    while step < args.steps:
+        for batch_images, batch_masks in loader:  # every pass is the next epoch (new shuffle)
+            batch_images = batch_images.to(context.device, non_blocking=True)
+            batch_masks = batch_masks.to(context.device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(context.device.type, dtype=amp_dtype, enabled=args.mixed_precision):
+                loss = loss_fn(model(batch_images), batch_masks)
+            scaler.scale(loss).backward()  # DDP averages the gradients of all ranks here
+            scaler.step(optimizer)
+            scaler.update()
+            global_loss = ddp.all_reduce_mean(loss.detach().float())  # mean over the global batch
+            if step == 0:
+                timed_from = time.perf_counter()  # the first step (start-up, allocation) is not timed
+            log.step(step=step, loss=global_loss, epoch=loader.epoch, seconds=time.perf_counter() - start)
+            step += 1
+            if step >= args.steps:
+                break
+    if use_cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - timed_from
+    timed_images = (args.steps - 1) * args.global_batch
+    saved = ddp.save_checkpoint_rank0(model, args.out / "checkpoint.pt", rank=context.rank)
+    writers = [context.rank] if saved is not None else []
+    if context.backend != "none":  # which ranks saved, as told by the save function on each rank
+        gathered = [None] * context.world_size
+        torch.distributed.all_gather_object(gathered, writers)
+        writers = sorted(rank for ranks in gathered for rank in ranks)
+    log.save(final_loss=log.record["steps"][-1]["loss"] if log.active else None,
+             timed_steps=args.steps - 1, timed_seconds=seconds,
+             images_per_s=timed_images / seconds if args.steps > 1 and seconds > 0 else None,
+             checkpoint="checkpoint.pt", checkpoint_written_by=writers)
+    if context.is_main:
+        print(f"{context.world_size} process(es), {context.backend}, {context.device}: {args.steps} steps of "
+              f"{args.global_batch} images, final loss {log.record['steps'][-1]['loss']:.4f}; "
+              f"wrote {args.out / 'log.json'} and {args.out / 'checkpoint.pt'}")
 
 
 if __name__ == "__main__":
