@@ -79,6 +79,17 @@ def pick(fast, full):
     return fast if is_fast() else full  # a dry run is full mode (its fit calls are capped instead)
 
 
+def pick_epochs(fast: int, full: int) -> int:
+    """The epoch count of a training loop written out in a notebook: ``pick(fast, full)``, but 1 in a dry run.
+
+    ``fit`` (both frameworks) caps itself in a dry run; a hand-written ``for epoch in range(EPOCHS)`` cannot,
+    so it takes its count from here. (Its loaders already hand a dry run only a few batches per epoch.)
+
+    >>> EPOCHS = pick_epochs(fast=8, full=30)
+    """
+    return min(int(pick(fast, full)), 1) if is_dry_run() else int(pick(fast, full))
+
+
 def in_colab() -> bool:
     """True when running inside Google Colab."""
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ

@@ -27,6 +27,16 @@ def test_dry_run_cap_only_in_a_dry_run(monkeypatch):
         env.is_dry_run()
 
 
+def test_pick_epochs_is_pick_except_in_a_dry_run(monkeypatch):
+    monkeypatch.delenv(env.DRY_RUN_ENV_VAR, raising=False)
+    monkeypatch.setenv(env.FAST_ENV_VAR, "1")
+    assert env.pick_epochs(fast=8, full=30) == 8
+    monkeypatch.setenv(env.FAST_ENV_VAR, "0")
+    assert env.pick_epochs(fast=8, full=30) == 30
+    monkeypatch.setenv(env.DRY_RUN_ENV_VAR, "1")
+    assert env.pick_epochs(fast=8, full=30) == 1 and env.pick_epochs(fast=8, full=0) == 0
+
+
 class _CountingLoader:
     """A loader that counts the batches it hands out."""
 
