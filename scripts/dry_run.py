@@ -63,6 +63,22 @@ def errors_of(nb) -> list[tuple[int, str, str]]:
     return found
 
 
+def warnings_of(nb) -> list[tuple[int, str]]:
+    """(cell index, line) of every distinct warning a cell printed to stderr (TensorFlow's retracing
+    warning, deprecations, ...): a full-size run should be quiet, so the report lists them."""
+    found, seen = [], set()
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "stream" or output.get("name") != "stderr":
+                continue
+            for line in output.get("text", "").splitlines():
+                line = line.strip()
+                if "warn" in line.lower() and line not in seen:
+                    seen.add(line)
+                    found.append((index, line))
+    return found
+
+
 def run_notebook(path: Path, timeout: int = 3600) -> dict:
     """Execute ``path`` in its own folder (errors recorded, not raised); return time and errors."""
     import nbformat
@@ -76,7 +92,8 @@ def run_notebook(path: Path, timeout: int = 3600) -> dict:
     seconds = time.perf_counter() - start
     errors = errors_of(nb)
     failures = [e for e in errors if e[1] != "AssertionError"]
-    return {"path": path, "seconds": seconds, "errors": errors, "failed": bool(failures)}
+    return {"path": path, "seconds": seconds, "errors": errors, "failed": bool(failures),
+            "warnings": warnings_of(nb)}
 
 
 def main(argv=None) -> int:
@@ -104,11 +121,13 @@ def main(argv=None) -> int:
             for index, name, message in result["errors"]:
                 kind = "claim not met after 2 steps" if name == "AssertionError" else "ERROR"
                 print(f"[dry-run]     cell {index}: {kind}: {name}: {message[:300]}", flush=True)
-    print(f"\n| notebook | dry run (s) | result |\n|---|---:|---|")
+            for index, line in result["warnings"]:
+                print(f"[dry-run]     cell {index}: warning: {line[:300]}", flush=True)
+    print(f"\n| notebook | dry run (s) | result | warnings |\n|---|---:|---|---:|")
     for r in results:
         asserts = sum(e[1] == "AssertionError" for e in r["errors"])
         note = "FAILED" if r["failed"] else "ok" + (f" ({asserts} assertion(s) on trained results)" if asserts else "")
-        print(f"| {r['path'].relative_to(ROOT)} | {r['seconds']:.0f} | {note} |")
+        print(f"| {r['path'].relative_to(ROOT)} | {r['seconds']:.0f} | {note} | {len(r['warnings'])} |")
     print(f"\nTotal: {time.perf_counter() - total:.0f} s for {len(results)} notebooks.")
     return 1 if any(r["failed"] for r in results) else 0
 

@@ -137,6 +137,12 @@ def test_dry_run_counts_only_non_assertion_errors_as_failures():
     assert dry_run.errors_of(nb) == [(1, "AssertionError", "")]
     nb.cells[0].outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="bad shape", traceback=[])]
     assert [e[1] for e in dry_run.errors_of(nb)] == ["ValueError", "AssertionError"]
+    assert dry_run.warnings_of(nb) == []
+    retracing = "WARNING:tensorflow:5 out of the last 5 calls to <function f> triggered tf.function retracing."
+    nb.cells[1].outputs.append(nbformat.v4.new_output("stream", name="stderr", text=f"{retracing}\nplain\n"))
+    nb.cells[0].outputs.append(nbformat.v4.new_output("stream", name="stdout", text="a warning in stdout\n"))
+    nb.cells[1].outputs.append(nbformat.v4.new_output("stream", name="stderr", text=retracing + "\n"))
+    assert dry_run.warnings_of(nb) == [(1, retracing)]  # stderr only, each distinct line once
 
 
 def test_timing_helpers_take_few_steps_in_a_dry_run(monkeypatch):
