@@ -63,9 +63,14 @@ def errors_of(nb) -> list[tuple[int, str, str]]:
     return found
 
 
+# TensorFlow's C++ logger prints this once per process when it starts; it warns about nothing.
+HARMLESS_WARNINGS = ("All log messages before absl::InitializeLog() is called are written to STDERR",)
+
+
 def warnings_of(nb) -> list[tuple[int, str]]:
     """(cell index, line) of every distinct warning a cell printed to stderr (TensorFlow's retracing
-    warning, deprecations, ...): a full-size run should be quiet, so the report lists them."""
+    warning, deprecations, ...): a full-size run should be quiet, so the report lists them
+    (except the start-up line in ``HARMLESS_WARNINGS``)."""
     found, seen = [], set()
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
@@ -73,7 +78,8 @@ def warnings_of(nb) -> list[tuple[int, str]]:
                 continue
             for line in output.get("text", "").splitlines():
                 line = line.strip()
-                if "warn" in line.lower() and line not in seen:
+                harmless = any(text in line for text in HARMLESS_WARNINGS)
+                if "warn" in line.lower() and not harmless and line not in seen:
                     seen.add(line)
                     found.append((index, line))
     return found
