@@ -103,6 +103,21 @@ def test_keras_fit_runs_one_epoch_of_two_steps_in_a_dry_run(monkeypatch):
     install_dry_run_cap()  # idempotent
     assert run() == (1, 2, 2)
 
+    # a data set of no more batches than the cap runs whole, without Keras' "ran out of data" warning
+    import warnings
+
+    import tensorflow as tf
+
+    small = tf.data.Dataset.from_tensor_slices((images[:3], masks[:3])).batch(2)  # 2 batches
+    single = tf.data.Dataset.from_tensor_slices((images[:2], masks[:2])).batch(8)  # 1 batch
+    model = compile_model(build_unet((32, 32, 3), 2, base_filters=4, depth=2), 2)
+    counter = CountSteps()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(small, validation_data=single, epochs=3, callbacks=[counter], verbose=0)
+    assert (counter.train_steps, counter.val_steps) == (2, 1)
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
+
 
 def test_dry_run_data_holds_a_pet_stand_in_in_the_real_layout(tmp_path, membrane_dir):
     """scripts/dry_run.py's data folder: the capstone's full-mode loader finds the Pets offline."""

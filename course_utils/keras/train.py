@@ -55,19 +55,50 @@ def install_dry_run_cap() -> None:
     original = keras.Model.fit
     signature = inspect.signature(original)
 
+    def capped_steps(steps, data, batch_size):
+        # A data set of no more batches than the cap runs whole: asking it for more makes Keras warn that
+        # the input "ran out of data", a warning that the dry run itself would have caused.
+        if steps is None and (batches := _batch_count(data, batch_size)) is not None \
+                and batches <= env.DRY_RUN_STEPS:
+            return None
+        return env.dry_run_cap(1, steps)[1]
+
     @functools.wraps(original)
     def fit(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)
         arguments = bound.arguments
-        epochs, steps = env.dry_run_cap(arguments.get("epochs", 1), arguments.get("steps_per_epoch"))
+        epochs, _ = env.dry_run_cap(arguments.get("epochs", 1))
         arguments["epochs"] = int(arguments.get("initial_epoch", 0) or 0) + epochs
-        arguments["steps_per_epoch"] = steps
-        if arguments.get("validation_data") is not None:
-            _, arguments["validation_steps"] = env.dry_run_cap(1, arguments.get("validation_steps"))
+        batch_size = arguments.get("batch_size")
+        arguments["steps_per_epoch"] = capped_steps(arguments.get("steps_per_epoch"), arguments.get("x"), batch_size)
+        validation = arguments.get("validation_data")
+        if validation is not None:
+            first = validation[0] if isinstance(validation, (tuple, list)) else validation
+            arguments["validation_steps"] = capped_steps(arguments.get("validation_steps"), first,
+                                                         arguments.get("validation_batch_size") or batch_size)
         return original(*bound.args, **bound.kwargs)
 
     fit._course_dry_run = True
     keras.Model.fit = fit
+
+
+def _batch_count(data, batch_size=None) -> int | None:
+    """Batches in one pass over what ``fit`` was given, or None when that is not known up front.
+
+    A ``tf.data.Dataset`` (its cardinality; infinite or unknown gives None), a ``keras.utils.PyDataset``
+    (its length) or an array of N samples (ceil(N / batch_size), Keras' default batch size being 32).
+    """
+    if data is None:
+        return None
+    if hasattr(data, "cardinality") and callable(data.cardinality):
+        count = int(data.cardinality())
+        return count if count >= 0 else None
+    if isinstance(data, keras.utils.PyDataset):
+        return len(data)
+    shape = getattr(data, "shape", None)
+    if shape:
+        return -(-int(shape[0]) // int(batch_size or 32))
+    return None
 
 
 def _score_class_id(num_classes: int):
