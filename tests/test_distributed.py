@@ -419,7 +419,7 @@ def test_ddp_script_frees_the_model_before_it_leaves_the_process_group(tmp_path,
     spec.loader.exec_module(script)
     alive_at_teardown = []
     monkeypatch.setattr(ddp, "teardown",
-                        lambda: alive_at_teardown.append(sum(isinstance(o, UNet) for o in gc.get_objects())))
+                        lambda: alive_at_teardown.append(sum(type(o) is UNet for o in gc.get_objects())))
     monkeypatch.delenv("MASTER_ADDR", raising=False)  # one plain process
     assert script.main([*TINY, "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "checkpoint.pt").is_file()  # it did train
