@@ -15,6 +15,27 @@ def test_keras_deeplab_on_mobilenet_v2_builds():
     assert out.shape == (2, 64, 64, 3) and np.isfinite(out).all()
 
 
+def test_keras_mobilenet_v2_at_a_size_without_its_own_weights_does_not_warn(monkeypatch):
+    """Lecture 07 asks for ImageNet weights at 64 px; Keras warned that 224-px weights are used, which is fine
+    for a backbone (convolutions fit any size) and only confused students. The download is stubbed out."""
+    pytest.importorskip("keras")
+    import warnings
+
+    from keras.src.applications import mobilenet_v2
+
+    from course_utils.keras.deeplab import build_pretrained_deeplab
+
+    def offline(*args, **kwargs):
+        raise OSError("offline in this test")
+
+    monkeypatch.setattr(mobilenet_v2.file_utils, "get_file", offline)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(OSError, match="offline"):  # it got as far as the download
+            build_pretrained_deeplab((64, 64, 3), 2, backbone="mobilenet_v2", weights="imagenet")
+    assert not [w for w in caught if "input_shape" in str(w.message)]
+
+
 def test_keras_pretrained_errors():
     pytest.importorskip("keras")
     from course_utils.keras.deeplab import build_pretrained_deeplab

@@ -33,6 +33,8 @@ ImageNet-pretrained ``keras.applications`` backbone with the course's ASPP head.
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 from keras import layers
 
@@ -250,9 +252,13 @@ def build_pretrained_deeplab(
     if min(height, width) < 32:
         raise ValueError(f"{backbone} needs images of at least 32x32 pixels, got {height}x{width}.")
     constructor, mode, feature_layer = _BACKBONES[backbone]
-    base = getattr(keras.applications, constructor)(
-        input_shape=(height, width, 3), include_top=False, weights=weights
-    )
+    with warnings.catch_warnings():
+        # MobileNetV2 has ImageNet weights for 96-224 px inputs and warns that other sizes get the 224-px
+        # ones. Its convolution filters fit any size, which is all a segmentation backbone uses.
+        warnings.filterwarnings("ignore", message="`input_shape` is undefined or non-square", category=UserWarning)
+        base = getattr(keras.applications, constructor)(
+            input_shape=(height, width, 3), include_top=False, weights=weights
+        )
     encoder = keras.Model(base.input, base.get_layer(feature_layer).output, name=f"{backbone}_encoder")
     encoder.trainable = trainable_backbone
 
