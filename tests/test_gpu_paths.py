@@ -128,7 +128,26 @@ def _torch_models():
         "deeplab_os8": lambda: DeepLabV3(3, NUM_CLASSES, 8, base_filters=4, atrous_rates=(1, 2)),
         "deeplab_os16": lambda: DeepLabV3(3, NUM_CLASSES, 16, base_filters=4, atrous_rates=(1, 2)),
         "pretrained_mobilenet_v3": "mobilenet_v3_large",  # the backbone lecture 07 uses
+        # the course's wrapper around torchvision's model (ImageNet normalisation, dict -> logits), with the
+        # course's DeepLab as a stand-in for torchvision's: runs where torchvision does not import (CI)
+        "pretrained_wrapper_stand_in": _pretrained_wrapper_stand_in,
     }
+
+
+def _pretrained_wrapper_stand_in():
+    import torch
+
+    from course_utils.torch.deeplab import DeepLabV3, PretrainedDeepLab
+
+    class DictOutput(torch.nn.Module):  # torchvision's segmentation models return {"out": logits}
+        def __init__(self):
+            super().__init__()
+            self.net = DeepLabV3(3, NUM_CLASSES, 16, base_filters=4, atrous_rates=(1, 2))
+
+        def forward(self, x):
+            return {"out": self.net(x)}
+
+    return PretrainedDeepLab(DictOutput(), in_channels=3)
 
 
 @pytest.mark.parametrize("name", list(_torch_models()))
