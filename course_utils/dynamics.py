@@ -370,18 +370,18 @@ def lookup(summary: Sequence[Mapping], setting, by: str = "setting") -> dict:
 def compare(a: Mapping, b: Mapping, metric: str = "dice") -> str:
     """Words for how setting ``a`` compares with ``b`` on ``metric``, judged against the seed spread.
 
-    ``a`` and ``b`` are entries of :func:`summarise`. The difference counts only when it is larger
-    than the sum of the two standard deviations *and* the two ranges (min-max over seeds) do not
-    overlap; otherwise the answer is "within the seed spread of". Returns "higher than",
-    "lower than" or "within the seed spread of", for prose such as
-    ``f"cosine is {compare(cos, const)} constant"``.
+    ``a`` and ``b`` are entries of :func:`summarise`. The judgement is the course's one rule,
+    ``course_utils.multiseed.separated`` (as in lectures 05 and 07): the difference counts only when it is
+    larger than twice the larger standard deviation *and* the two ranges (min-max over seeds) do not overlap;
+    otherwise the answer is "within the seed spread of". Returns "higher than", "lower than" or
+    "within the seed spread of", for prose such as ``f"cosine is {compare(cos, const)} constant"``.
     """
+    from .multiseed import separated
+
     ma, mb = a[f"{metric}_mean"], b[f"{metric}_mean"]
-    sa, sb = (x if math.isfinite(x) else 0.0 for x in (a[f"{metric}_std"], b[f"{metric}_std"]))
     if not (math.isfinite(ma) and math.isfinite(mb)):
         return "not comparable (a run diverged) with"
-    separated = a[f"{metric}_min"] > b[f"{metric}_max"] or b[f"{metric}_min"] > a[f"{metric}_max"]
-    if abs(ma - mb) > sa + sb and separated:
+    if separated(a, b, metric):
         return "higher than" if ma > mb else "lower than"
     return "within the seed spread of"
 

@@ -4,7 +4,8 @@
 A *run* is one dict: ``{"name": "CE", "seed": 0, "<metric>": value, ...}`` (a trained model, or a trivial
 baseline). :func:`summarise` groups the runs by name and gives, per metric, the mean, the sample standard
 deviation and the range over the seeds; :func:`markdown_table` prints that as ``mean ± std`` with the
-min-max range; :func:`gap` says whether two rows differ by more than their spread; :func:`write_results`
+min-max range; :func:`separated` is the course's one rule for whether two rows differ by more than their
+spread (lecture 08's ``dynamics.compare`` uses it too) and :func:`gap` applies it by name; :func:`write_results`
 saves the runs and the summary as JSON, CSV and Markdown. In a lecture, :func:`load_results` reads the
 committed file and :func:`plot_spread` draws the mean, the spread and every seed.
 Framework-free (NumPy; Matplotlib only inside :func:`plot_spread`).
@@ -89,11 +90,32 @@ def markdown_table(rows: list[dict], metrics: dict[str, str], first: str = "mode
     return "\n".join(lines)
 
 
+def _spread_of(row: dict, metric: str) -> float:
+    std = row[f"{metric}_std"]
+    return float(std) if std is not None and math.isfinite(std) else 0.0  # one seed: no measured spread
+
+
+def separated(a: dict, b: dict, metric: str) -> bool:
+    """The course's one rule for "a real difference" between two summary rows (each over several seeds).
+
+    ``a`` and ``b`` hold ``<metric>_mean``, ``_std``, ``_min`` and ``_max`` (from :func:`summarise` here or
+    ``course_utils.dynamics.summarise``). The difference of the means counts only when it is larger than
+    **twice the larger standard deviation** *and* the seeds' ranges (min-max) do not overlap; otherwise it is
+    within the seed spread. Lectures 05, 07 and 08 all judge their comparisons by this rule. False when a
+    mean is NaN (nothing to compare).
+    """
+    ma, mb = a[f"{metric}_mean"], b[f"{metric}_mean"]
+    if ma is None or mb is None or not (math.isfinite(ma) and math.isfinite(mb)):
+        return False
+    disjoint = a[f"{metric}_min"] > b[f"{metric}_max"] or b[f"{metric}_min"] > a[f"{metric}_max"]
+    return bool(abs(ma - mb) > 2 * max(_spread_of(a, metric), _spread_of(b, metric)) and disjoint)
+
+
 def gap(rows: list[dict], metric: str, a: str, b: str) -> dict:
     """How far apart two names are on ``metric``: difference of the means and the larger of the two stds.
 
-    Returns ``{"difference": mean(a) - mean(b), "spread": max(std(a), std(b)), "separated": bool}``; the
-    difference counts as *separated* when it exceeds twice that spread and the seeds' ranges do not overlap.
+    Returns ``{"difference": mean(a) - mean(b), "spread": max(std(a), std(b)), "separated": bool}``;
+    *separated* is the course's rule, :func:`separated` (a gap beyond twice that spread, ranges disjoint).
     """
     by_name = {row["name"]: row for row in rows}
     for name in (a, b):
@@ -101,10 +123,8 @@ def gap(rows: list[dict], metric: str, a: str, b: str) -> dict:
             raise KeyError(f"{name!r} is not in the table; names: {sorted(by_name)}.")
     ra, rb = by_name[a], by_name[b]
     difference = ra[f"{metric}_mean"] - rb[f"{metric}_mean"]
-    spread = max(ra[f"{metric}_std"], rb[f"{metric}_std"])
-    disjoint = ra[f"{metric}_min"] > rb[f"{metric}_max"] or rb[f"{metric}_min"] > ra[f"{metric}_max"]
-    return {"difference": float(difference), "spread": float(spread),
-            "separated": bool(abs(difference) > 2 * spread and disjoint)}
+    spread = max(_spread_of(ra, metric), _spread_of(rb, metric))
+    return {"difference": float(difference), "spread": float(spread), "separated": separated(ra, rb, metric)}
 
 
 def write_results(stem: Path, payload: dict, markdown: str) -> list[Path]:

@@ -66,6 +66,40 @@ def test_gap_separates_only_beyond_the_spread():
         multiseed.gap(rows, "m", "a", "z")
 
 
+def test_one_rule_for_separated_in_lectures_05_07_and_08():
+    """multiseed.gap (lectures 05, 07) and dynamics.compare (lecture 08) judge by the same rule: a gap beyond
+    twice the larger standard deviation, with disjoint seed ranges."""
+    from course_utils import dynamics
+
+    # a: std 0.1 over 3 seeds; b: a trivial baseline (std 0). Gap 0.15 > sum of stds (0.1) but < 2 * 0.1:
+    # disjoint ranges, yet within the spread by the course's rule.
+    runs = [{"name": "a", "seed": s, "m": v} for s, v in enumerate((0.05, 0.15, 0.25))]
+    runs += [{"name": "b", "seed": s, "m": 0.0} for s in range(3)]
+    rows = multiseed.summarise(runs, ["m"])
+    a, b = multiseed.row(rows, "a"), multiseed.row(rows, "b")
+    assert a["m_min"] > b["m_max"] and 0.1 < a["m_mean"] - b["m_mean"] < 2 * a["m_std"]
+    assert not multiseed.separated(a, b, "m") and not multiseed.gap(rows, "m", "a", "b")["separated"]
+    table = dynamics.summarise([dict(r, setting=r["name"]) for r in runs], ["m"])
+    assert dynamics.compare(dynamics.lookup(table, "a"), dynamics.lookup(table, "b"), "m") == "within the seed spread of"
+
+    # the two modules agree on every pair of many random summaries
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        runs = [{"name": name, "seed": s, "m": float(v)} for name in "xy"
+                for s, v in enumerate(rng.normal(rng.uniform(0, 1), rng.uniform(0, 0.2), 3))]
+        rows = multiseed.summarise(runs, ["m"])
+        table = dynamics.summarise([dict(r, setting=r["name"]) for r in runs], ["m"])
+        verdict = dynamics.compare(dynamics.lookup(table, "x"), dynamics.lookup(table, "y"), "m")
+        assert (verdict != "within the seed spread of") == multiseed.gap(rows, "m", "x", "y")["separated"]
+
+
+def test_separated_with_one_seed_or_a_nan_mean():
+    one = {"m_mean": 0.9, "m_std": float("nan"), "m_min": 0.9, "m_max": 0.9}
+    other = {"m_mean": 0.1, "m_std": 0.0, "m_min": 0.1, "m_max": 0.1}
+    assert multiseed.separated(one, other, "m")  # no spread measured: any gap with disjoint ranges
+    assert not multiseed.separated(dict(one, m_mean=float("nan")), other, "m")
+
+
 def test_write_and_load_results(tmp_path):
     rows = multiseed.summarise(RUNS, ["dice"])
     payload = {"setup": "test", "runs": RUNS, "summary": rows}
