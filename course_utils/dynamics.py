@@ -11,8 +11,9 @@ are shared by :mod:`course_utils.keras.dynamics` and :mod:`course_utils.torch.dy
 - **the learning-rate range test's reading**: :func:`range_test_rates` (the geometric ramp) and
   :func:`suggest_learning_rate` (a rate read off the loss-vs-rate curve);
 - **sweeps**: :func:`run_sweep` calls ``train_fn(setting, seed)`` for every setting and seed and
-  returns a tidy table (one dict per run), :func:`summarise` gives mean, standard deviation and
-  range per setting, :func:`markdown_table` prints it as "mean ± sd", :func:`save_rows` /
+  returns a tidy table (one dict per run); :func:`summarise`, :func:`markdown_table`, :func:`lookup`
+  and :func:`compare` are ``course_utils.multiseed``'s tables and its one "beyond the seed spread" rule,
+  grouped by setting (the same code as lectures 05 and 07); :func:`save_rows` /
   :func:`load_rows` store the rows as JSON (``benchmarks/results/``);
 - :func:`plot_histories`: several training histories on one figure.
 
@@ -28,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from . import multiseed
 
 __all__ = [
     "constant_schedule",
@@ -308,63 +311,28 @@ def run_sweep(train_fn: Callable, settings, seeds: Sequence[int] = (0, 1, 2), *,
     return rows
 
 
-def summarise(rows: Sequence[Mapping], metrics: Sequence[str], by: str = "setting") -> list[dict]:
-    """Mean, standard deviation (ddof=1), minimum and maximum of ``metrics`` per value of ``by``.
+def summarise(rows: Sequence[Mapping], metrics, by: str = "setting") -> list[dict]:
+    """Mean, standard deviation (ddof=1), minimum and maximum of ``metrics`` per setting, over the seeds.
 
-    Returns one dict per group, in the order the groups first appear:
-    ``{by: value, "n": runs, "<m>_mean": .., "<m>_std": .., "<m>_min": .., "<m>_max": ..}``.
-    The standard deviation of a single run is NaN (no spread can be measured from one seed).
-    Non-finite values (a diverged run's NaN) are counted in ``"<m>_nonfinite"`` and left out.
+    ``course_utils.multiseed.summarise`` grouped by ``by`` (the one implementation the course uses for
+    lectures 05, 07 and 08): one dict per setting, in the order the settings first appear,
+    ``{by: value, "seeds": runs, "<m>_mean", "<m>_std", "<m>_min", "<m>_max", "<m>_n"}``; a diverged run's
+    NaN is left out (``seeds - <m>_n`` counts them), and one seed gives a NaN standard deviation.
     """
     if not rows:
         raise ValueError("rows is empty: run the sweep first.")
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    groups: dict = {}
-    for row in rows:
-        if by not in row:
-            raise KeyError(f"row {dict(row)} has no key {by!r} to group by.")
-        groups.setdefault(row[by], []).append(row)
-    table = []
-    for key, members in groups.items():
-        entry = {by: key, "n": len(members)}
-        for m in metrics:
-            missing = [r for r in members if m not in r]
-            if missing:
-                raise KeyError(f"metric {m!r} is missing in {len(missing)} row(s) of {by}={key!r}.")
-            values = np.array([float(r[m]) for r in members])
-            ok = values[np.isfinite(values)]
-            entry[f"{m}_mean"] = float(ok.mean()) if len(ok) else float("nan")
-            entry[f"{m}_std"] = float(ok.std(ddof=1)) if len(ok) > 1 else float("nan")
-            entry[f"{m}_min"] = float(ok.min()) if len(ok) else float("nan")
-            entry[f"{m}_max"] = float(ok.max()) if len(ok) else float("nan")
-            entry[f"{m}_nonfinite"] = int(len(values) - len(ok))
-        table.append(entry)
-    return table
+    return multiseed.summarise(list(rows), metrics, by=by)
 
 
-def markdown_table(summary: Sequence[Mapping], metrics: Sequence[str], by: str = "setting", digits: int = 3) -> str:
-    """A Markdown table of :func:`summarise`'s output: one row per setting, "mean ± sd (min-max)"."""
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    lines = [f"| {by} | runs | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
-    for entry in summary:
-        cells = []
-        for m in metrics:
-            mean, std = entry[f"{m}_mean"], entry[f"{m}_std"]
-            lo, hi = entry[f"{m}_min"], entry[f"{m}_max"]
-            text = f"{mean:.{digits}f} ± {std:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
-            if entry.get(f"{m}_nonfinite"):
-                text += f", {entry[f'{m}_nonfinite']} diverged"
-            cells.append(text)
-        lines.append(f"| {entry[by]} | {entry['n']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def markdown_table(summary: Sequence[Mapping], metrics, by: str = "setting", digits: int = 3) -> str:
+    """A Markdown table of :func:`summarise`'s output: one row per setting, "mean ± sd (min-max)"
+    (``multiseed.markdown_table``; a metric missing in some seeds, e.g. a diverged run, says "[2 of 3 seeds]")."""
+    return multiseed.markdown_table(list(summary), metrics, first=by, by=by, digits=digits)
 
 
 def lookup(summary: Sequence[Mapping], setting, by: str = "setting") -> dict:
     """The entry of :func:`summarise`'s output whose ``by`` equals ``setting`` (KeyError naming the choices)."""
-    for entry in summary:
-        if entry[by] == setting:
-            return dict(entry)
-    raise KeyError(f"no {by} {setting!r} in the table; it has {[e[by] for e in summary]}.")
+    return dict(multiseed.row(list(summary), setting, by=by))
 
 
 def compare(a: Mapping, b: Mapping, metric: str = "dice") -> str:
@@ -376,12 +344,10 @@ def compare(a: Mapping, b: Mapping, metric: str = "dice") -> str:
     otherwise the answer is "within the seed spread of". Returns "higher than", "lower than" or
     "within the seed spread of", for prose such as ``f"cosine is {compare(cos, const)} constant"``.
     """
-    from .multiseed import separated
-
     ma, mb = a[f"{metric}_mean"], b[f"{metric}_mean"]
     if not (math.isfinite(ma) and math.isfinite(mb)):
         return "not comparable (a run diverged) with"
-    if separated(a, b, metric):
+    if multiseed.separated(a, b, metric):
         return "higher than" if ma > mb else "lower than"
     return "within the seed spread of"
 

@@ -23,40 +23,50 @@ import numpy as np
 
 def _finite(values) -> np.ndarray:
     array = np.asarray([np.nan if v is None else float(v) for v in values], dtype=float)
-    return array[~np.isnan(array)]
+    return array[np.isfinite(array)]
 
 
-def summarise(runs: list[dict], metrics: list[str]) -> list[dict]:
-    """One row per name (in first-seen order): ``{"name", "seeds", "<m>_mean", "<m>_std", "<m>_min", "<m>_max",
-    "<m>_n"}`` (``n``: the number of seeds in which the metric is defined).
+def summarise(runs, metrics, by: str = "name") -> list[dict]:
+    """One row per value of ``by`` (in first-seen order), for every comparison over seeds in the course.
 
-    ``std`` is the sample standard deviation over the seeds (``ddof=1``; 0 for a single seed). NaN values
-    (e.g. a class absent from both truth and prediction) are left out of that metric; a metric that is NaN
-    in every seed gives NaN. Raises ``ValueError`` for no runs or a run without a ``name``.
+    Args:
+        runs: dicts such as ``{"name": "CE", "seed": 0, "dice": 0.8}`` (lectures 05, 07) or
+            ``{"setting": "lr=0.01", "seed": 0, "dice": 0.8}`` (lecture 08, ``by="setting"``).
+        metrics: a metric key or a list of them.
+        by: the key that names a row.
+
+    Returns rows ``{by: value, "seeds": runs in the group, "<m>_mean", "<m>_std", "<m>_min", "<m>_max",
+    "<m>_n"}``. ``n`` counts the seeds where the metric is a finite number: a value of None (undefined, e.g. a
+    precision where nothing was predicted), NaN or inf (a diverged run) or a missing key is left out, so
+    ``seeds - n`` says how many seeds had none. ``std`` is the sample standard deviation (ddof=1) over those
+    seeds, NaN when only one has a value (no spread can be measured from one seed); a metric with no value
+    in any seed of a row gives NaN throughout.
+
+    Raises ``ValueError`` for no runs or a run without ``by``, and ``KeyError`` for a metric that no run has
+    (a misspelt name).
     """
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     if not runs:
         raise ValueError("summarise needs at least one run, got an empty list.")
-    order: list[str] = []
-    groups: dict[str, list[dict]] = {}
+    for metric in metrics:
+        if not any(metric in run for run in runs):
+            raise KeyError(f"no run has the metric {metric!r}; the runs have {sorted(set().union(*runs))}.")
+    groups: dict = {}
     for run in runs:
-        if "name" not in run:
-            raise ValueError(f"every run needs a 'name' key; got keys {sorted(run)}.")
-        if run["name"] not in groups:
-            order.append(run["name"])
-            groups[run["name"]] = []
-        groups[run["name"]].append(run)
+        if by not in run:
+            raise ValueError(f"every run needs a {by!r} key to be grouped by; got keys {sorted(run)}.")
+        groups.setdefault(run[by], []).append(run)
     rows = []
-    for name in order:
-        group = groups[name]
-        row = {"name": name, "seeds": len(group)}
+    for key, group in groups.items():
+        row = {by: key, "seeds": len(group)}
         for metric in metrics:
             values = _finite(run.get(metric) for run in group)
-            row[f"{metric}_n"] = int(values.size)  # seeds where the metric is defined
+            row[f"{metric}_n"] = int(values.size)
             if values.size == 0:
                 row.update({f"{metric}_{k}": math.nan for k in ("mean", "std", "min", "max")})
                 continue
             row[f"{metric}_mean"] = float(values.mean())
-            row[f"{metric}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+            row[f"{metric}_std"] = float(values.std(ddof=1)) if values.size > 1 else math.nan
             row[f"{metric}_min"] = float(values.min())
             row[f"{metric}_max"] = float(values.max())
         rows.append(row)
@@ -64,10 +74,11 @@ def summarise(runs: list[dict], metrics: list[str]) -> list[dict]:
 
 
 def cell(row: dict, metric: str, digits: int = 2) -> str:
-    """``"0.41 ± 0.05 (0.35-0.46)"`` for a summary row; ``"n/a"`` when the metric is NaN.
+    """``"0.41 ± 0.05 (0.35-0.46)"`` for a summary row; ``"n/a"`` when the metric has no value.
 
-    When the metric is defined in fewer seeds than the row has (e.g. a precision where nothing was predicted),
-    ``" [2 of 3 seeds]"`` is appended.
+    One seed (or all seeds equal at ``digits``) shows the mean alone. When the metric has a value in fewer
+    seeds than the row has (a precision where nothing was predicted, a diverged run), ``" [2 of 3 seeds]"``
+    is appended.
     """
     mean = row.get(f"{metric}_mean", math.nan)
     if mean is None or math.isnan(mean):
@@ -80,13 +91,19 @@ def cell(row: dict, metric: str, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {row[f'{metric}_std']:.{digits}f} ({low}-{high}){note}"
 
 
-def markdown_table(rows: list[dict], metrics: dict[str, str], first: str = "model") -> str:
-    """A Markdown table: one line per summary row, one column per metric (``{key: column title}``)."""
+def markdown_table(rows: list[dict], metrics, first: str = "model", by: str = "name", digits: int = 2) -> str:
+    """A Markdown table: one line per summary row (named by its ``by`` key), one column per metric.
+
+    metrics: ``{key: column title}``, or a list of keys (the keys are the titles). first: the first
+    column's title.
+    """
+    metrics = {metrics: metrics} if isinstance(metrics, str) else (
+        dict(metrics) if isinstance(metrics, dict) else {m: m for m in metrics})
     head = f"| {first} | seeds | " + " | ".join(metrics.values()) + " |"
     rule = "|---|---:|" + "---:|" * len(metrics)
     lines = [head, rule]
     for row in rows:
-        lines.append(f"| {row['name']} | {row['seeds']} | " + " | ".join(cell(row, m) for m in metrics) + " |")
+        lines.append(f"| {row[by]} | {row['seeds']} | " + " | ".join(cell(row, m, digits) for m in metrics) + " |")
     return "\n".join(lines)
 
 
@@ -173,12 +190,12 @@ def load_results(name: str, start: Path | None = None) -> dict | None:
     return payload
 
 
-def row(summary: list[dict], name: str) -> dict:
-    """The summary row called ``name`` (KeyError listing the names when there is none)."""
+def row(summary: list[dict], name, by: str = "name") -> dict:
+    """The summary row whose ``by`` key is ``name`` (KeyError listing the names when there is none)."""
     for entry in summary:
-        if entry["name"] == name:
+        if entry[by] == name:
             return entry
-    raise KeyError(f"{name!r} is not in the table; names: {[entry['name'] for entry in summary]}.")
+    raise KeyError(f"no {by} {name!r} in the table; it has {[entry[by] for entry in summary]}.")
 
 
 def plot_spread(payload: dict, metrics: dict[str, str], names: list[str] | None = None, title: str | None = None,
@@ -201,7 +218,7 @@ def plot_spread(payload: dict, metrics: dict[str, str], names: list[str] | None 
     for i, name in enumerate(names):
         entry = row(summary, name)
         means = [entry.get(f"{m}_mean", math.nan) for m in metrics]
-        stds = [entry.get(f"{m}_std", 0.0) for m in metrics]
+        stds = np.nan_to_num([entry.get(f"{m}_std", 0.0) for m in metrics])  # one seed: no error bar
         offset = x - 0.4 + (i + 0.5) * width
         bars = ax.bar(offset, means, width * 0.9, yerr=stds, capsize=3, label=name, alpha=0.75)
         color = bars.patches[0].get_facecolor()

@@ -43,7 +43,7 @@ def test_committed_results_have_three_seeds_per_setting():
         assert not meta.get("quick"), f"{path.name} is a quick (smoke-test) run"
         assert set(r["setting"] for r in rows) == set(settings), path.name
         table = dynamics.summarise(rows, ["dice"])
-        assert all(entry["n"] >= 3 for entry in table), path.name
+        assert all(entry["seeds"] >= 3 for entry in table), path.name
 
 
 def test_report_rebuilds_the_dynamics_tables_from_saved_rows(tmp_path):

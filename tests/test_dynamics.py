@@ -142,11 +142,12 @@ def test_run_sweep_table_shape_and_content():
     assert rows[0]["history"] == [1.0, 0.5] and rows[0]["seconds"] >= 0
     table = dyn.summarise(rows, ["dice"])
     assert [t["setting"] for t in table] == ["a", "b"]
-    assert table[1]["n"] == 3
+    assert table[1]["seeds"] == 3 and table[1]["dice_n"] == 3
     assert table[1]["dice_mean"] == pytest.approx(0.71)
     assert table[1]["dice_std"] == pytest.approx(np.std([0.70, 0.71, 0.72], ddof=1))
     assert (table[0]["dice_min"], table[0]["dice_max"]) == pytest.approx((0.50, 0.52))
     text = dyn.markdown_table(table, ["dice"])
+    assert text.splitlines()[0] == "| setting | seeds | dice |"
     assert "| b | 3 | 0.710 ± 0.010 (0.700-0.720) |" in text
 
 
@@ -154,9 +155,12 @@ def test_summarise_counts_diverged_runs_and_single_seed():
     rows = [{"setting": "x", "seed": 0, "dice": float("nan")}, {"setting": "x", "seed": 1, "dice": 0.4},
             {"setting": "y", "seed": 0, "dice": 0.2}]
     table = dyn.summarise(rows, "dice")
-    assert table[0]["dice_nonfinite"] == 1 and table[0]["dice_mean"] == pytest.approx(0.4)
+    assert table[0]["seeds"] - table[0]["dice_n"] == 1 and table[0]["dice_mean"] == pytest.approx(0.4)
     assert math.isnan(table[1]["dice_std"])
-    assert "1 diverged" in dyn.markdown_table(table, ["dice"])
+    text = dyn.markdown_table(table, ["dice"])
+    assert "| x | 2 | 0.400 [1 of 2 seeds] |" in text and "| y | 1 | 0.200 |" in text
+    with pytest.raises(KeyError, match="'dise'"):  # a misspelt metric is not silently n/a
+        dyn.summarise(rows, ["dise"])
 
 
 def test_sweep_errors():
@@ -166,7 +170,7 @@ def test_sweep_errors():
         dyn.run_sweep(lambda s, k: {"seed": 1}, ["a"], seeds=(0,), verbose=False)
     with pytest.raises(ValueError, match="seeds is empty"):
         dyn.run_sweep(_fake_train, ["a"], seeds=())
-    with pytest.raises(KeyError, match="metric 'iou' is missing"):
+    with pytest.raises(KeyError, match="no run has the metric 'iou'"):
         dyn.summarise([{"setting": "a", "dice": 1.0}], ["iou"])
 
 

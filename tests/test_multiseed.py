@@ -36,11 +36,18 @@ def test_summarise_by_hand():
     assert (ce["dice_min"], ce["dice_max"]) == (0.2, 0.6)
     assert ce["recall_mean"] == pytest.approx(0.6)        # the NaN seed is left out
     assert ce["recall_n"] == 2 and ce["dice_n"] == 3
-    assert dice["dice_std"] == 0.0 and math.isnan(dice["recall_mean"])
+    assert math.isnan(dice["dice_std"]) and math.isnan(dice["recall_mean"])  # one seed: no spread measured
     with pytest.raises(ValueError, match="at least one run"):
         multiseed.summarise([], ["dice"])
     with pytest.raises(ValueError, match="'name'"):
         multiseed.summarise([{"dice": 1.0}], ["dice"])
+    with pytest.raises(KeyError, match="'dise'"):
+        multiseed.summarise(RUNS, ["dise"])
+    # grouped by another key (lecture 08's "setting"), with an inf (a diverged run) left out like a NaN
+    by_setting = multiseed.summarise([{"setting": "lr=1", "dice": float("inf")}, {"setting": "lr=1", "dice": 0.3}],
+                                     "dice", by="setting")
+    assert by_setting == [{"setting": "lr=1", "seeds": 2, "dice_n": 1, "dice_mean": 0.3,
+                           "dice_std": pytest.approx(math.nan, nan_ok=True), "dice_min": 0.3, "dice_max": 0.3}]
 
 
 def test_cells_and_markdown_table():
