@@ -53,6 +53,10 @@ def make_dataset(
                 centre crop when not training.
     repeat:     True -> endless (use ``steps_per_epoch`` in ``fit``); every pass is the next epoch.
     epoch:      the epoch number of the first pass (each further pass over the data set adds one).
+                Every pass that is *started* counts: under a ``tf.distribute`` strategy Keras 3 takes one batch
+                from an extra pass to build the model before training, so ``fit`` then starts at epoch 1's
+                order. Under a strategy use ``course_utils.keras.distributed.make_distributed_dataset``, which
+                has no such state.
     training:   True -> random crops; False -> validation: centre crops (the same batches every pass) and no
                 augmentation. None (default) -> ``shuffle``, so ``shuffle=False`` gives deterministic crops.
     info:       a ``course_utils.datasets.DatasetInfo``; with ``augment=True`` its flips/turns are used.

@@ -124,8 +124,9 @@ def make_distributed_dataset(images, masks, global_batch_size: int, strategy=Non
     False -> one pass; the last batch may be smaller.
 
     Unlike ``course_utils.keras.data.make_dataset``, whose generator counts its passes, this pipeline has no
-    state (the epoch follows from the position in the stream), because ``tf.distribute`` may start an
-    iterator more than once: every start yields the same batches from step 0.
+    state (the epoch follows from the position in the stream): under a strategy, Keras 3's ``fit`` first
+    takes one batch from an extra pass to build the model (``_maybe_symbolic_build``), which moves a
+    pass-counting pipeline one epoch ahead. Here every start yields the same batches from step 0.
     """
     strategy = strategy or tf.distribute.get_strategy()
     per_device_batch_size(global_batch_size, strategy.num_replicas_in_sync)  # checks that it splits evenly
