@@ -107,8 +107,12 @@ def membranes():
     return x_train, y_train, x_val, y_val
 
 
-def torch_runner(x_train, y_train, x_val, y_val, num_classes, epochs_scale=1.0, **fixed):
-    from course_utils.torch.dynamics import train_and_score
+def make_runner(framework, x_train, y_train, x_val, y_val, num_classes, epochs_scale=1.0, **fixed):
+    """``run(setting, seed)`` for ``dynamics.run_sweep``: trains with ``framework`` ("torch" or "keras")."""
+    if framework == "torch":
+        from course_utils.torch.dynamics import train_and_score
+    else:
+        from course_utils.keras.dynamics import train_and_score
 
     def run(setting, seed):
         kwargs = {"num_classes": num_classes, "lr": BASE_LR, "batch_size": BATCH, "epochs": EPOCHS,
@@ -117,22 +121,6 @@ def torch_runner(x_train, y_train, x_val, y_val, num_classes, epochs_scale=1.0, 
             kwargs["epochs"] = max(1, int(round(kwargs["epochs"] * epochs_scale)))
         result = train_and_score(x_train, y_train, x_val, y_val, seed=seed, **kwargs)
         return {"dice": result["dice"], "rare_dice": result["per_class_dice"][-1] if num_classes > 2 else np.nan,
-                "per_class_dice": result["per_class_dice"], "final_loss": result["final_loss"],
-                "loss_history": result["history"]["loss"]}
-
-    return run
-
-
-def keras_runner(x_train, y_train, x_val, y_val, num_classes, epochs_scale=1.0, **fixed):
-    from course_utils.keras.dynamics import train_and_score
-
-    def run(setting, seed):
-        kwargs = {"num_classes": num_classes, "lr": BASE_LR, "batch_size": BATCH, "epochs": EPOCHS,
-                  **MODEL, **fixed, **setting}
-        if epochs_scale != 1.0:
-            kwargs["epochs"] = max(1, int(round(kwargs["epochs"] * epochs_scale)))
-        result = train_and_score(x_train, y_train, x_val, y_val, seed=seed, **kwargs)
-        return {"dice": result["dice"], "rare_dice": result["per_class_dice"][-1],
                 "per_class_dice": result["per_class_dice"], "final_loss": result["final_loss"],
                 "loss_history": result["history"]["loss"]}
 
@@ -274,8 +262,8 @@ def main(argv=None):
                 if isinstance(setting.get("class_weights"), str) and name != "lambda":
                     weights = data.class_weights(y_train, num_classes, method=setting["class_weights"])
                     setting["class_weights"] = [float(w) for w in weights]
-            runner = (torch_runner if framework == "torch" else keras_runner)(
-                x_train, y_train, x_val, y_val, num_classes, epochs_scale=scale, **fixed)
+            runner = make_runner(framework, x_train, y_train, x_val, y_val, num_classes, epochs_scale=scale,
+                                 **fixed)
             print(f"== {name}: {description}", flush=True)
             rows = dynamics.run_sweep(runner, settings, seeds)
             dynamics.save_rows(args.out / f"dynamics_{name}.json", rows, section=name, description=description,

@@ -722,17 +722,23 @@ def _pair_size(size) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def random_crop(image, mask, size, rng):
-    """The same random window of ``image`` (H, W, C) and ``mask`` (H, W).
-
-    size: int or (h, w); rng: a np.random.Generator. Returns (h, w, C) and (h, w).
-    """
+def _crop_sizes(image, mask, size) -> tuple[int, int, int, int]:
+    """``(h, w, H, W)``: the crop's and the pair's sizes, after checking that the pair matches and holds the crop."""
     h, w = _pair_size(size)
     H, W = mask.shape[:2]
     if image.shape[:2] != mask.shape[:2]:
         raise ValueError(f"image {image.shape[:2]} and mask {mask.shape[:2]} differ in size: pass a matching pair.")
     if h > H or w > W:
         raise ValueError(f"Crop size {(h, w)} is larger than the image {(H, W)}: use a smaller crop_size or resize first.")
+    return h, w, H, W
+
+
+def random_crop(image, mask, size, rng):
+    """The same random window of ``image`` (H, W, C) and ``mask`` (H, W).
+
+    size: int or (h, w); rng: a np.random.Generator. Returns (h, w, C) and (h, w).
+    """
+    h, w, H, W = _crop_sizes(image, mask, size)
     top = int(rng.integers(0, H - h + 1))
     left = int(rng.integers(0, W - w + 1))
     return image[top:top + h, left:left + w], mask[top:top + h, left:left + w]
@@ -744,12 +750,7 @@ def center_crop(image, mask, size):
     size: int or (h, w). Returns (h, w, C) and (h, w); the same window every time (odd margins put the
     extra pixel at the bottom/right).
     """
-    h, w = _pair_size(size)
-    H, W = mask.shape[:2]
-    if image.shape[:2] != mask.shape[:2]:
-        raise ValueError(f"image {image.shape[:2]} and mask {mask.shape[:2]} differ in size: pass a matching pair.")
-    if h > H or w > W:
-        raise ValueError(f"Crop size {(h, w)} is larger than the image {(H, W)}: use a smaller crop_size or resize first.")
+    h, w, H, W = _crop_sizes(image, mask, size)
     top, left = (H - h) // 2, (W - w) // 2
     return image[top:top + h, left:left + w], mask[top:top + h, left:left + w]
 
