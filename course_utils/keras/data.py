@@ -29,6 +29,18 @@ def _silence_fit_shuffle_warning():
     warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored", category=UserWarning)
 
 
+def _numpy_loader(load, image_shape):
+    """``load(key) -> (image float32 (H, W, C), mask int32 (H, W))`` in NumPy, as a ``tf.data`` map function
+    with static shapes (``image_shape`` = (H, W, C)), so that batches have a known shape."""
+    def tf_load(key):
+        image, mask = tf.numpy_function(load, [key], (tf.float32, tf.int32), stateful=False)
+        image.set_shape(image_shape)
+        mask.set_shape(image_shape[:2])
+        return image, mask
+
+    return tf_load
+
+
 def make_dataset(
     images,
     masks,
@@ -87,12 +99,7 @@ def make_dataset(
         image, mask = prepare_sample(images[index], masks[index], seed, current, index, augment, crop_size, training)
         return image.astype(np.float32), mask.astype(np.int32)
 
-    def tf_load(pair):
-        image, mask = tf.numpy_function(load, [pair], (tf.float32, tf.int32), stateful=False)
-        image.set_shape((height, width, channels))
-        mask.set_shape((height, width))
-        return image, mask
-
+    tf_load = _numpy_loader(load, (height, width, channels))
     dataset = tf.data.Dataset.from_generator(
         index_generator, output_signature=tf.TensorSpec(shape=(2,), dtype=tf.int64)
     ).apply(tf.data.experimental.assert_cardinality(n))  # lets Keras know the number of steps per epoch

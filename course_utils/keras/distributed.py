@@ -28,6 +28,7 @@ import tensorflow as tf
 from ..data import _ensure_dataset_arrays, epoch_order, prepare_sample
 from ..distributed import RunLog, per_device_batch_size, scale_learning_rate, tf_config
 from ..safety import atomic_write
+from .data import _numpy_loader
 
 __all__ = [
     "configure_logical_cpus",
@@ -148,13 +149,8 @@ def make_distributed_dataset(images, masks, global_batch_size: int, strategy=Non
         image, mask = prepare_sample(images[index], masks[index], seed, current, index, augment, crop_size)
         return image.astype(np.float32), mask.astype(np.int32)
 
-    def tf_load(position):
-        image, mask = tf.numpy_function(load, [position], (tf.float32, tf.int32), stateful=False)
-        image.set_shape((height, width, channels))
-        mask.set_shape((height, width))
-        return image, mask
-
     positions = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(n)
+    tf_load = _numpy_loader(load, (height, width, channels))
     dataset = positions.map(tf_load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.batch(global_batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
