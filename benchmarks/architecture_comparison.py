@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Lecture 07's experiment over several seeds: U-Net vs FCN-8s vs DeepLabV3 (output stride 8), small objects.
+"""Lecture 07's experiment over several seeds: U-Net vs FCN-8s vs DeepLabV3 and DeepLabV3+ (output stride 8), small objects.
 
 Synthetic scenes (``data.make_shapes``, 4 classes: background, disc, square, triangle). The object scale is
 the knob: every ``--size`` image is a grid of independent ``--scene``-pixel scenes, so with ``--scene 32`` in a
@@ -11,10 +11,17 @@ F1 (outlines wherever the label changes, whatever the class). Rows without train
 (the majority class) and the *output-stride-8 oracle* of lecture 02 (the truth averaged over 8x8 blocks and
 upsampled bilinearly: roughly the best a stride-8 output can draw).
 
+Every model and baseline is scored on the same validation images of each seed, and the models share each seed's
+data and batch order, so the comparisons are PAIRED: the tables end with ``multiseed.paired_table`` verdicts
+(Student's t interval of the mean per-seed difference; "shown" when the 95 % interval excludes 0, "not shown"
+otherwise, which never means "equal"). DeepLabV3+ OS8 is DeepLab OS8 plus DeepLabV3+'s decoder (stride-4
+low-level features), so "DeepLabV3+ vs DeepLab" measures the decoder alone.
+
     python benchmarks/architecture_comparison.py              # the committed table (3 seeds, ~15 min on 2 cores)
     python benchmarks/architecture_comparison.py --quick      # tiny sizes: checks that it works
     python benchmarks/architecture_comparison.py --scene 64   # one scene per image: objects twice as large
-    python benchmarks/architecture_comparison.py --rebuild    # retrain nothing, rewrite the tables from the JSON
+    python benchmarks/architecture_comparison.py --rebuild    # retrain nothing, rewrite the tables (and the
+                                                              # paired verdicts) from the runs in the JSON
 
 Writes ``<out>.json`` (settings, every run, the summary), ``<out>.csv`` and ``<out>.md``; lecture 07 reads them.
 """
@@ -36,18 +43,25 @@ sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 sys.path.insert(0, str(HERE))
 
 from course_utils import data, metrics  # noqa: E402
-from course_utils.multiseed import markdown_table, summarise, write_results  # noqa: E402
+from course_utils.multiseed import markdown_table, paired_table, summarise, write_results  # noqa: E402
 
 NUM_CLASSES = 4
 CLASS_NAMES = data.SHAPE_CLASS_NAMES
-MODEL_NAMES = ("U-Net", "FCN-8s", "DeepLab OS8")
+MODEL_NAMES = ("U-Net", "FCN-8s", "DeepLab OS8", "DeepLabV3+ OS8")
 BASELINES = ("all background (majority class)", "output-stride-8 oracle")
 DEFAULTS = dict(size=64, scene=32, n_train=96, n_val=32, base_filters=8, unet_depth=3, epochs=20, batch=8,
                 learning_rate=3e-3, seeds=[0, 1, 2])
 RATES = (1, 2, 3)  # ASPP rates for an 8x8 feature map (lecture 07's fast mode)
 QUICK = dict(n_train=8, n_val=4, epochs=1, seeds=[0, 1])
+#: The initialisation the models are built with (recorded in the JSON; runs without it predate it).
+INIT = "He uniform, zero biases (course_utils.torch.init.he_init_)"
 METRICS = {"mean_dice": "mean Dice", **{f"dice_{n}": f"Dice {n}" for n in CLASS_NAMES[1:]},
            "boundary_f1": "boundary F1 (per class)", "boundary_f1_agnostic": "boundary F1 (class-agnostic)"}
+#: The paired comparisons printed under the table (a, b): models against each other and against the oracle.
+PAIRS = (("U-Net", "FCN-8s"), ("U-Net", "DeepLab OS8"), ("FCN-8s", "DeepLab OS8"),
+         ("DeepLabV3+ OS8", "DeepLab OS8"), ("U-Net", "DeepLabV3+ OS8"), ("FCN-8s", "DeepLabV3+ OS8"),
+         ("DeepLab OS8", BASELINES[1]), ("DeepLabV3+ OS8", BASELINES[1]))
+PAIRED_METRICS = ("mean_dice", "boundary_f1", "boundary_f1_agnostic")
 
 
 def parse_args(argv=None):
@@ -70,6 +84,8 @@ def parse_args(argv=None):
         parser.error(f"--size {config['size']} must be a multiple of 32 (FCN's five poolings).")
     if config["size"] % config["scene"] or config["scene"] < 16:
         parser.error(f"--scene {config['scene']} must be at least 16 and divide --size {config['size']}.")
+    config["models"] = list(MODEL_NAMES)
+    config["init"] = INIT
     args.config = config
     return args
 
@@ -101,13 +117,16 @@ def baseline_runs(y_val: np.ndarray, seed: int) -> list[dict]:
 
 def build_models(config: dict) -> dict:
     from course_utils.torch.deeplab import DeepLabV3
+    from course_utils.torch.deeplab_plus import DeepLabV3Plus
     from course_utils.torch.fcn import FCN
     from course_utils.torch.unet import UNet
 
     base = config["base_filters"]
     return {"U-Net": lambda: UNet(3, NUM_CLASSES, base_filters=base, depth=config["unet_depth"]),
             "FCN-8s": lambda: FCN(3, NUM_CLASSES, variant="8s", base_filters=base),
-            "DeepLab OS8": lambda: DeepLabV3(3, NUM_CLASSES, output_stride=8, base_filters=base, atrous_rates=RATES)}
+            "DeepLab OS8": lambda: DeepLabV3(3, NUM_CLASSES, output_stride=8, base_filters=base, atrous_rates=RATES),
+            "DeepLabV3+ OS8": lambda: DeepLabV3Plus(3, NUM_CLASSES, output_stride=8, base_filters=base,
+                                                    atrous_rates=RATES)}
 
 
 def train_models(config: dict, seed: int, x_train, y_train, x_val, y_val) -> list[dict]:
@@ -138,21 +157,42 @@ def train_models(config: dict, seed: int, x_train, y_train, x_val, y_val) -> lis
 
 def describe(config: dict) -> str:
     k = config["size"] // config["scene"]
+    init = config.get("init", "each framework's default (runs made before the course's He initialisation)")
     return (f"synthetic scenes, 4 classes, {config['size']} px images made of {k}x{k} scenes of "
             f"{config['scene']} px (shape radius about {0.09 * config['scene']:.0f}-{0.18 * config['scene']:.0f} px); "
             f"{config['n_train']} training / {config['n_val']} validation images per seed; PyTorch, base_filters "
             f"{config['base_filters']}, U-Net depth {config['unet_depth']}, FCN-8s, DeepLabV3 output stride 8 with "
-            f"ASPP rates {RATES}; cross-entropy, {config['epochs']} epochs, batch {config['batch']}, "
+            f"ASPP rates {RATES}{models_note(config)}; initialisation {init}; cross-entropy, {config['epochs']} epochs, batch {config['batch']}, "
             f"Adam {config['learning_rate']:g}; seeds {', '.join(map(str, config['seeds']))}; boundary F1 tolerance 2 px")
 
 
-def build_markdown(config: dict, summary: list[dict], parameters: dict) -> str:
+def models_note(config: dict) -> str:
+    names = config.get("models", MODEL_NAMES[:3])
+    return " and DeepLabV3+ (the same encoder plus its decoder)" if "DeepLabV3+ OS8" in names else ""
+
+
+def paired_section(runs: list[dict]) -> list[str]:
+    """Markdown lines: one ``multiseed.paired_table`` per metric in PAIRED_METRICS, for the PAIRS present in runs."""
+    names = {r["name"] for r in runs}
+    pairs = [(a, b) for a, b in PAIRS if a in names and b in names]
+    if not pairs:
+        return []
+    lines = ["### Paired comparisons (same seeds, same validation images)", "",
+             "Per seed, a minus b; Student's t interval of the mean difference over the seeds. **Shown**: the 95 % "
+             "interval excludes 0. *Not shown*: it includes 0 - the seeds do not settle the sign; it does not mean "
+             "equal.", ""]
+    for metric in PAIRED_METRICS:
+        lines += [paired_table(runs, metric, pairs, title=METRICS[metric]), ""]
+    return lines
+
+
+def build_markdown(config: dict, summary: list[dict], parameters: dict, runs: list[dict] | None = None) -> str:
     params = ", ".join(f"{n} {p:,}" for n, p in parameters.items())
     return "\n".join([
         "## Architecture comparison (lecture 07, `benchmarks/architecture_comparison.py`)", "",
         f"Setup: {describe(config)}. Parameters: {params}.",
         "Scores on the held-out images, mean ± sample std over the seeds (min-max in brackets).", "",
-        markdown_table(summary, METRICS, first="model / baseline"), ""])
+        markdown_table(summary, METRICS, first="model / baseline"), "", *paired_section(runs or [])])
 
 
 def main(argv=None) -> int:
@@ -173,7 +213,7 @@ def main(argv=None) -> int:
     runs.sort(key=lambda r: (order.index(r["name"]), r["seed"]))
     summary = summarise(runs, list(METRICS) + ["dice_background"])
     parameters = {r["name"]: r["parameters"] for r in runs if "parameters" in r}
-    markdown = build_markdown(config, summary, parameters)
+    markdown = build_markdown(config, summary, parameters, runs)
     payload = {"benchmark": "architecture_comparison", "lecture": "07", "framework": "PyTorch",
                "created": created,
                "setup": describe(config), "config": config, "class_names": list(CLASS_NAMES),
