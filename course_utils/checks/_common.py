@@ -8,19 +8,30 @@ Every public check is wrapped by :func:`check`. The wrapper
 * raises from a clean frame (``from None``) so that plain Python prints no chained traceback, and
   :class:`CheckFailed` renders in IPython/Jupyter as a short block without the course's internals
   (``_render_traceback_``), so a failing check shows a few lines, not sixty;
-* appends one JSON line per check to the file named by ``$COURSE_CHECK_LOG`` when it is set
-  (``./course grade`` reads it): ``{"check", "target", "status", "message"}`` with status
-  ``passed``, ``failed`` or ``not attempted``.
+* appends one JSON line per check to the file named by ``$COURSE_CHECK_LOG`` when it is set (for tools
+  and tests; ``./course grade`` does NOT read it, since the student's code could write that file):
+  ``{"check", "target", "status", "message"}`` with status ``passed``, ``failed`` or ``not attempted``;
+* when the grader armed the kernel (:func:`arm_grading`, run by ``./course grade`` at kernel start-up,
+  before any cell), also shows the same record as a signed output of the cell that called the check
+  (mimetype :data:`RECORD_MIME`, an HMAC-SHA256 with a per-run key and a sequence number). The grader
+  counts only signed records it sees in the outputs of a cell that it executed and whose code (not a
+  comment or string) calls that check. See :mod:`course_utils.grade` for what this does and does not
+  guarantee.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import inspect
 import json
 import os
 
 LOG_ENV = "COURSE_CHECK_LOG"
+KEY_FILE_ENV = "COURSE_GRADE_KEY_FILE"
+RECORD_MIME = "application/vnd.course-check-record+json"
+_GRADING = {"key": None, "seq": 0}
 EXERCISE_MARKER = 'raise NotImplementedError("Exercise'
 
 
@@ -87,7 +98,43 @@ def require(*functions) -> None:
                             "not written yet: finish that exercise (and its check) above first.") from None
 
 
+def arm_grading() -> bool:
+    """Take the grader's signing key (run by ``./course grade`` in the kernel before the notebook's first cell).
+
+    The key comes from the file named by ``$COURSE_GRADE_KEY_FILE``; the file is deleted and the variable
+    removed at once, so the notebook's code cannot read them from disk or from ``os.environ``. Returns
+    whether grading is armed. Outside grading (no variable) nothing happens.
+    """
+    path = os.environ.pop(KEY_FILE_ENV, None)
+    if not path:
+        return False
+    with open(path, "rb") as handle:
+        key = handle.read()
+    os.remove(path)
+    _GRADING.update(key=key, seq=0)
+    return True
+
+
+def sign_record(key: bytes, record: str) -> str:
+    """The hex HMAC-SHA256 of a record's JSON text (the grader checks it with the same function)."""
+    return hmac.new(key, record.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _show_signed(record: dict) -> None:
+    key = _GRADING["key"]
+    if key is None:
+        return
+    _GRADING["seq"] += 1
+    text = json.dumps(dict(record, seq=_GRADING["seq"]), sort_keys=True)
+    try:
+        from IPython.display import display
+    except ImportError:  # not in a kernel: nothing to show
+        return
+    display({RECORD_MIME: {"record": text, "sig": sign_record(key, text)}}, raw=True)
+
+
 def _record(check_name: str, target: str, status: str, message: str) -> None:
+    _show_signed({"check": check_name, "target": target, "status": status, "message": message})
     path = os.environ.get(LOG_ENV)
     if not path:
         return
