@@ -141,7 +141,15 @@ def good_flip_rotate(image, mask, k, flip):
         (lambda im, m, k, f: good_flip_rotate(im, m, k, f)[0], "pair"),
         (lambda im, m, k, f: (good_flip_rotate(im, m, k, f)[0],
                               good_flip_rotate(im, (m + np.roll(m, 1, axis=1)) / 2, k, f)[1]), "bilinear"),
-        (lambda im, m, k, f: (good_flip_rotate(im, m, k, f)[0], good_flip_rotate(im, m, -k, f)[1]), "wrong mask"),
+        (lambda im, m, k, f: (good_flip_rotate(im, m, k, f)[0], good_flip_rotate(im, m, -k, f)[1]),
+         "wrong mask: for the mask it rotated clockwise"),
+        # the mask flipped along the other axis (height) than the image: named as such, not "rotated clockwise"
+        (lambda im, m, k, f: (good_flip_rotate(im, m, k, f)[0], good_flip_rotate(m[::-1] if f else m, m, k, False)[0]),
+         r"wrong mask: for the mask it flipped up-down \(along the height axis"),
+        (lambda im, m, k, f: good_flip_rotate(im[::-1] if f else im, m[::-1] if f else m, k, False),
+         r"flipped up-down \(along the height axis, x\[::-1\]\): flip left-right instead"),
+        (lambda im, m, k, f: good_flip_rotate(im, m, 0, f), "did not rotate"),
+        (lambda im, m, k, f: good_flip_rotate(im, m, k, False), "did not flip"),
     ],
 )
 def test_check_flip_rotate_pair(wrong, needle, capsys):

@@ -146,6 +146,37 @@ def _reference_flip_rotate(image, mask, k, flip):
     return np.rot90(image, k, axes=(0, 1)), np.rot90(mask, k, axes=(0, 1))
 
 
+def _flip_rotate_mistake(out, original, k, flip, same) -> str:
+    """Name the typical mistake that turns ``original`` (H, W[, C]) into ``out``, or ''.
+
+    Where two mistakes give the same array for this k, the one that the other cases tell apart is named.
+    """
+    rotate = lambda x, quarter_turns: np.rot90(x, quarter_turns, axes=(0, 1))  # noqa: E731
+    candidates = []
+    if flip:
+        candidates += [
+            (rotate(original[::-1], k),
+             "flipped up-down (along the height axis, x[::-1]): flip left-right instead, along the width axis "
+             "(x[:, ::-1]), then rotate."),
+            (rotate(original[::-1, ::-1], k), "flipped up-down as well: flip only left-right (x[:, ::-1])."),
+            (rotate(original, k), "did not flip: when flip is True, flip left-right first (x[:, ::-1])."),
+        ]
+        if k % 2 == 1:
+            candidates.insert(0, (rotate(original, k)[:, ::-1],
+                                  "rotated first and flipped afterwards: flip left-right first (x[:, ::-1]), "
+                                  "then rotate."))
+    flipped = original[:, ::-1] if flip else original
+    if k % 2 == 1:
+        candidates.append((rotate(flipped, -k),
+                           "rotated clockwise: rotate counter-clockwise as np.rot90(x, k, axes=(0, 1)) does."))
+    if k:
+        candidates.append((flipped, f"did not rotate: turn by k={k} quarter turns with np.rot90(x, k, axes=(0, 1))."))
+    for candidate, text in candidates:
+        if candidate.shape == out.shape and same(out, candidate):
+            return text
+    return ""
+
+
 @check
 def check_flip_rotate_pair(flip_rotate_pair) -> None:
     """``flip_rotate_pair(image (H, W, C), mask (H, W), k, flip)`` -> (image, mask).
@@ -166,10 +197,15 @@ def check_flip_rotate_pair(flip_rotate_pair) -> None:
             out_mask = _as_numpy(result[1], "flip_rotate_pair")
             ref_image, ref_mask = _reference_flip_rotate(image, mask, k, flip)
             call = f"flip_rotate_pair(image, mask, k={k}, flip={flip})"
+            if out_image.shape != ref_image.shape and out_image.shape == image.shape:
+                fail(f"{call} returned an image of shape {out_image.shape} but expected {ref_image.shape}: it "
+                     f"did not rotate: turn by k={k} quarter turns with np.rot90(image, k, axes=(0, 1)).")
             if out_image.shape != ref_image.shape:
                 fail(f"{call} returned an image of shape {out_image.shape} but expected {ref_image.shape}: rotate "
                      "only the two spatial axes, np.rot90(image, k, axes=(0, 1)), never the channel axis.")
-            if not np.array_equal(ref_mask, mask) and out_mask.shape == mask.shape and np.array_equal(out_mask, mask):
+            untouched_image = out_image.shape == image.shape and np.allclose(out_image, image)
+            if (not np.array_equal(ref_mask, mask) and out_mask.shape == mask.shape and np.array_equal(out_mask, mask)
+                    and not untouched_image):
                 fail(f"{call} transformed the image but not the mask: the mask must get exactly the same flip and "
                      "rotation, or the labels no longer fit the pixels.")
             if out_mask.shape != ref_mask.shape:
@@ -188,20 +224,13 @@ def check_flip_rotate_pair(flip_rotate_pair) -> None:
             if image_ok and np.array_equal(out_mask, mask):
                 fail(f"{call} transformed the image but not the mask: the mask must get exactly the same flip and "
                      "rotation, or the labels no longer fit the pixels.")
-            if flip and k % 2 == 1:
-                swapped = np.rot90(image, k, axes=(0, 1))[:, ::-1]
-                if np.allclose(out_image, swapped):
-                    fail(f"{call} rotated first and flipped afterwards: flip left-right first (image[:, ::-1]), "
-                         "then rotate.")
-            other = _reference_flip_rotate(image, mask, -k, flip)[0]
-            if np.allclose(out_image, other):
-                fail(f"{call} rotated clockwise: rotate counter-clockwise as np.rot90(image, k, axes=(0, 1)) does.")
-            if flip and np.allclose(out_image, _reference_flip_rotate(image[::-1, ::-1], mask, k, False)[0]):
-                fail(f"{call} flipped up-down as well: flip only left-right (image[:, ::-1]).")
-            if flip and np.allclose(out_image, np.rot90(image[::-1], k, axes=(0, 1))):
-                fail(f"{call} flipped up-down: flip left-right instead (reverse the width axis, image[:, ::-1]).")
-            if image_ok:
-                fail(f"{call} gave the right image but a wrong mask: apply exactly the same operations to the mask.")
-            fail(f"{call} gave a wrong image: flip left-right with image[:, ::-1] when flip is True, then use "
-                 "np.rot90(image, k, axes=(0, 1)).")
+            if not image_ok:
+                mistake = _flip_rotate_mistake(out_image, image, k, flip, np.allclose)
+                if mistake:
+                    fail(f"{call} {mistake}")
+                fail(f"{call} gave a wrong image: flip left-right with image[:, ::-1] when flip is True, then use "
+                     "np.rot90(image, k, axes=(0, 1)).")
+            mistake = _flip_rotate_mistake(out_mask, mask, k, flip, np.array_equal)
+            fail(f"{call} gave the right image but a wrong mask"
+                 + (f": for the mask it {mistake}" if mistake else ": apply exactly the same operations to the mask."))
     passed("flip_rotate_pair: image and mask get the same flip and quarter turns, the mask stays integer.")
