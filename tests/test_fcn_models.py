@@ -147,3 +147,43 @@ def test_models_module_reexports():
 
     assert km.build_fcn is kfcn.build_fcn and km.build_deeplab is kdl.build_deeplab
     assert tm.FCN is tfcn.FCN and tm.DeepLabV3 is tdl.DeepLabV3
+
+
+# ----------------------------------------------------------------------------- one initialisation in both frameworks
+def _assert_same_initial_stds(kmodel, tmodel, skip=(), tolerance=0.15):
+    from course_utils.keras.init import weight_stds as keras_stds
+    from course_utils.torch.init import weight_stds as torch_stds
+
+    kstd, tstd = keras_stds(kmodel), torch_stds(tmodel)
+    assert set(kstd) == set(tstd) and len(kstd) > 10
+    for name, (k, k_he) in kstd.items():
+        t, t_he = tstd[name]
+        assert k_he == pytest.approx(t_he, rel=1e-9), f"{name}: fan_in differs"
+        assert abs(k / t - 1) < tolerance, f"{name}: Keras std {k:.4g} vs torch std {t:.4g}"
+        if name not in skip:
+            assert abs(k / k_he - 1) < tolerance and abs(t / t_he - 1) < tolerance, (name, k, t, k_he)
+
+
+@pytest.mark.parametrize("variant", ["32s", "8s"])
+def test_fcn_initial_weights_are_he_in_both_frameworks_and_upsampling_stays_bilinear(variant):
+    keras.utils.set_random_seed(0)
+    torch.manual_seed(0)
+    kmodel = kfcn.build_fcn((None, None, 3), num_classes=3, variant=variant, base_filters=32)
+    tmodel = tfcn.FCN(3, 3, variant=variant, base_filters=32)
+    upsampling = {"up32", "up2_32", "up16", "up2_16", "up8"}
+    _assert_same_initial_stds(kmodel, tmodel, skip=upsampling)
+    for name in upsampling & {layer.name for layer in kmodel.layers}:
+        kernel = kmodel.get_layer(name).kernel.numpy()
+        k = kernel.shape[0]
+        np.testing.assert_allclose(kernel[:, :, 1, 1], kfcn.bilinear_kernel(k))
+        np.testing.assert_allclose(getattr(tmodel, name).weight.detach().numpy()[1, 1], kfcn.bilinear_kernel(k))
+    assert not tmodel.score32.bias.detach().any()
+
+
+def test_deeplab_initial_weights_are_he_in_both_frameworks():
+    keras.utils.set_random_seed(0)
+    torch.manual_seed(0)
+    kmodel = kdl.build_deeplab((None, None, 3), num_classes=3, output_stride=16, base_filters=32)
+    tmodel = tdl.DeepLabV3(3, 3, output_stride=16, base_filters=32)
+    _assert_same_initial_stds(kmodel, tmodel)
+    assert not tmodel.classifier.bias.detach().any()

@@ -170,3 +170,94 @@ def test_torch_backward_and_dropout_in_train_mode():
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(x), model(x))
+
+
+# ----------------------------------------------------------------------------- one initialisation in both frameworks
+def _compare_initial_stds(kmodel, tmodel, tolerance=0.15, expected_layers=None):
+    """Per layer: Keras and torch weight std within ``tolerance`` of each other and of He's sqrt(2/fan_in)."""
+    from course_utils.keras.init import weight_stds as keras_stds
+    from course_utils.torch.init import weight_stds as torch_stds
+
+    kstd, tstd = keras_stds(kmodel), torch_stds(tmodel)
+    assert set(kstd) == set(tstd)
+    if expected_layers is not None:
+        assert len(kstd) == expected_layers
+    for name, (k, k_he) in kstd.items():
+        t, t_he = tstd[name]
+        assert k_he == pytest.approx(t_he, rel=1e-9), f"{name}: fan_in differs between the frameworks"
+        assert abs(k / t - 1) < tolerance, f"{name}: Keras std {k:.4g} vs torch std {t:.4g}"
+        assert abs(k / k_he - 1) < tolerance, f"{name}: Keras std {k:.4g}, He std {k_he:.4g}"
+        assert abs(t / t_he - 1) < tolerance, f"{name}: torch std {t:.4g}, He std {t_he:.4g}"
+    return kstd, tstd
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+@pytest.mark.parametrize("upsampling", ["transpose", "resize"])
+def test_initial_weights_have_the_same_he_distribution_in_both_frameworks(batch_norm, upsampling):
+    keras.utils.set_random_seed(0)
+    torch.manual_seed(0)
+    kmodel = build_unet((None, None, 3), num_classes=3, base_filters=32, depth=4, batch_norm=batch_norm,
+                        upsampling=upsampling)
+    tmodel = UNet(3, 3, base_filters=32, depth=4, batch_norm=batch_norm, upsampling=upsampling)
+    kstd, _ = _compare_initial_stds(kmodel, tmodel, expected_layers=2 * 9 + 4 + 1)
+    # biases start at zero in both
+    for weight in kmodel.weights:
+        if weight.path.endswith("bias"):
+            assert not np.any(weight.numpy())
+    for name, parameter in tmodel.named_parameters():
+        if name.endswith("bias") and "bn" not in name:
+            assert not parameter.detach().any(), name
+
+
+def test_frameworks_default_initialisations_differ_which_is_why_the_course_sets_he():
+    """Left at the defaults (glorot_uniform vs kaiming_uniform(a=sqrt(5))) the stds differ by far more than 15 %."""
+    from torch import nn
+
+    layer = nn.Conv2d(64, 64, 3)
+    torch_default = float(layer.weight.detach().std())
+    keras_default = float(np.std(keras.initializers.GlorotUniform(seed=0)((3, 3, 64, 64))))
+    assert keras_default / torch_default > 1.15
+    assert torch_default == pytest.approx(np.sqrt(1 / (3 * 64 * 9)), rel=0.05)
+
+
+def test_transposed_conv_fan_in_is_the_same_in_both_frameworks():
+    """Keras kernel (kh, kw, out, in) and torch weight (in, out, kh, kw) both take fan_in = kh * kw * out."""
+    from torch import nn
+
+    from course_utils.keras.init import HE_INIT
+    from course_utils.torch.init import he_init_
+
+    torch.manual_seed(0)
+    tlayer = he_init_(nn.ConvTranspose2d(128, 32, 2, stride=2))
+    klayer = keras.layers.Conv2DTranspose(32, 2, strides=2, kernel_initializer=HE_INIT)
+    klayer.build((None, 8, 8, 128))
+    bound = np.sqrt(6 / (2 * 2 * 32))
+    for weights in (tlayer.weight.detach().numpy(), klayer.kernel.numpy()):
+        assert np.abs(weights).max() <= bound
+        assert np.abs(weights).max() > 0.99 * bound
+        assert weights.std() == pytest.approx(bound / np.sqrt(3), rel=0.03)
+    assert not tlayer.bias.detach().any()
+
+
+def test_he_init_helpers_reinitialise_hand_written_twins():
+    from torch import nn
+
+    from course_utils.keras.init import he_init
+    from course_utils.torch.init import he_init_
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3), nn.Linear(64, 10))
+    assert he_init_(net) is net
+    for layer in (net[0], net[2], net[3]):
+        fan_in = layer.weight[0].numel()
+        assert float(layer.weight.detach().std()) == pytest.approx(np.sqrt(2 / fan_in), rel=0.1)
+        assert not layer.bias.detach().any()
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(64, 3, bias_initializer="ones")(inputs)
+    kmodel = keras.Model(inputs, keras.layers.Conv2D(64, 3)(x))
+    assert he_init(kmodel, seed=0) is kmodel
+    first = kmodel.layers[1].kernel.numpy()
+    assert first.std() == pytest.approx(np.sqrt(2 / 27), rel=0.1)
+    assert not np.any(kmodel.layers[1].bias.numpy())
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        he_init_("not a model")

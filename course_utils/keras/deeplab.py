@@ -23,6 +23,9 @@ Architecture for ``base_filters=f`` and ``output_stride`` 16 (8)::
     upsample          bilinear x output_stride (half-pixel centres, like torch's
                       ``F.interpolate(..., align_corners=False)``)
 
+Initialisation: every conv and the classifier draw He-uniform kernels (zero biases), like the
+PyTorch twin (:mod:`course_utils.keras.init`).
+
 Layer names follow the port naming rule (Keras ``aspp_atrous1_conv`` <-> torch
 ``aspp.atrous1.conv``), so :func:`course_utils.port.keras_to_torch` copies the
 weights into :class:`course_utils.torch.deeplab.DeepLabV3`.
@@ -39,6 +42,7 @@ import keras
 from keras import layers
 
 from ..sizes import OUTPUT_STRIDES, stage_dilations  # noqa: F401  (re-exported)
+from .init import HE_INIT
 from .fcn import _check_input_shape, _check_int, count_parameters, stage_filters, vgg_stage
 
 __all__ = [
@@ -75,7 +79,7 @@ class _ConvBNReLU:
 
     def __init__(self, filters: int, kernel_size: int, name: str, dilation: int = 1):
         self.conv = layers.Conv2D(filters, kernel_size, padding="same", dilation_rate=dilation,
-                                  use_bias=False, name=f"{name}_conv")
+                                  use_bias=False, kernel_initializer=HE_INIT, name=f"{name}_conv")
         self.bn = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn")
         self.relu = layers.ReLU(name=f"{name}_relu")
 
@@ -166,7 +170,7 @@ def build_deeplab(
     x = ASPP(aspp_filters, atrous_rates, name="aspp")(x)
     # Classifier, bilinear resize and logits compute in float32 also under mixed precision: XLA rejects
     # the float16 graph otherwise (its ResizeBilinearGrad is float32).
-    x = layers.Conv2D(num_classes, 1, name="classifier", dtype="float32")(x)
+    x = layers.Conv2D(num_classes, 1, kernel_initializer=HE_INIT, name="classifier", dtype="float32")(x)
     x = layers.UpSampling2D(size=output_stride, interpolation="bilinear", name="upsample", dtype="float32")(x)
     logits = layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name or f"deeplab_os{output_stride}")
@@ -271,7 +275,7 @@ def build_pretrained_deeplab(
     x = ASPP(aspp_filters, atrous_rates, name="aspp")(x)
     # Classifier, bilinear resize and logits compute in float32 also under mixed precision: XLA rejects
     # the float16 graph otherwise (its ResizeBilinearGrad is float32).
-    x = layers.Conv2D(num_classes, 1, name="classifier", dtype="float32")(x)
+    x = layers.Conv2D(num_classes, 1, kernel_initializer=HE_INIT, name="classifier", dtype="float32")(x)
     x = layers.UpSampling2D(size=16, interpolation="bilinear", name="upsample", dtype="float32")(x)
     logits = layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name or f"deeplab_{backbone}")

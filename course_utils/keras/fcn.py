@@ -19,6 +19,9 @@ Architecture for ``base_filters=f`` (stage ``k`` has ``f * min(2**(k-1), 8)`` fi
     8s:  up2_32 + score16, then up2_16 (x2); + score8 (1x1 conv on pool3)
          up8           transposed conv x8 (kernel 16) -> input size
 
+Initialisation: every conv and score layer draws He-uniform kernels (zero biases), like the
+PyTorch twin; the upsampling layers start as bilinear interpolation in both.
+
 Layer names follow the course's port naming rule (Keras ``stage1_conv1`` <->
 torch ``stage1.conv1``), so :func:`course_utils.port.keras_to_torch` copies the
 weights into :class:`course_utils.torch.fcn.FCN`.
@@ -32,6 +35,7 @@ from keras import layers
 
 from ..sizes import bilinear_kernel, stage_filters
 from ..sizes import check_divisible as check_input_size  # the name both FCN modules export
+from .init import HE_INIT
 from .unet import _check_input_shape_tuple, count_parameters
 
 __all__ = [
@@ -78,10 +82,12 @@ def bilinear_upsampling(x, factor: int, name: str):
     ``ConvTranspose2d(C, C, 2*factor, stride=factor, padding=factor//2, bias=False)``.
     """
     channels = x.shape[-1]
-    return layers.Conv2DTranspose(
+    layer = layers.Conv2DTranspose(
         channels, 2 * factor, strides=factor, padding="same", use_bias=False,
         kernel_initializer=BilinearInitializer(), name=name,
-    )(x)
+    )
+    layer.course_fixed_init = True  # course_utils.keras.init.he_init leaves it bilinear
+    return layer(x)
 
 
 def conv_bn_relu(x, filters: int, kernel_size: int, name: str, dilation: int = 1):
@@ -90,7 +96,7 @@ def conv_bn_relu(x, filters: int, kernel_size: int, name: str, dilation: int = 1
     Shapes (B, H, W, C) -> (B, H, W, filters); ``dilation`` > 1 makes it atrous.
     """
     x = layers.Conv2D(filters, kernel_size, padding="same", dilation_rate=dilation, use_bias=False,
-                      name=f"{name}_conv")(x)
+                      kernel_initializer=HE_INIT, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
@@ -102,7 +108,7 @@ def vgg_stage(x, filters: int, num_convs: int, name: str, dilation: int = 1):
     """
     for i in range(1, num_convs + 1):
         x = layers.Conv2D(filters, 3, padding="same", dilation_rate=dilation, use_bias=False,
-                          name=f"{name}_conv{i}")(x)
+                          kernel_initializer=HE_INIT, name=f"{name}_conv{i}")(x)
         x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn{i}")(x)
         x = layers.ReLU(name=f"{name}_relu{i}")(x)
     return x
@@ -161,18 +167,18 @@ def build_fcn(
         x = layers.MaxPooling2D(2, name=f"pool{k}")(x)
         pools[k] = x
     x = conv_bn_relu(x, x.shape[-1], 3, name="fc")
-    score = layers.Conv2D(num_classes, 1, name="score32")(x)
+    score = layers.Conv2D(num_classes, 1, kernel_initializer=HE_INIT, name="score32")(x)
     if variant == "32s":
         logits = bilinear_upsampling(score, 32, name="up32")
     else:
         score = bilinear_upsampling(score, 2, name="up2_32")
-        skip16 = layers.Conv2D(num_classes, 1, name="score16")(pools[4])
+        skip16 = layers.Conv2D(num_classes, 1, kernel_initializer=HE_INIT, name="score16")(pools[4])
         score = layers.Add(name="fuse16")([score, skip16])
         if variant == "16s":
             logits = bilinear_upsampling(score, 16, name="up16")
         else:
             score = bilinear_upsampling(score, 2, name="up2_16")
-            skip8 = layers.Conv2D(num_classes, 1, name="score8")(pools[3])
+            skip8 = layers.Conv2D(num_classes, 1, kernel_initializer=HE_INIT, name="score8")(pools[3])
             score = layers.Add(name="fuse8")([score, skip8])
             logits = bilinear_upsampling(score, 8, name="up8")
     # float32 logits also under mixed precision

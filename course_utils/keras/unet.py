@@ -18,6 +18,11 @@ Architecture for ``depth=d``, ``base_filters=f`` (filters at level ``i`` are
 
 A double conv block is conv-BN-ReLU x2 (``batch_norm=True``, convs without
 bias) or conv(bias)-ReLU x2 (``batch_norm=False``).
+
+Initialisation: every conv, transposed conv and the head draw He-uniform kernels
+(:data:`course_utils.keras.init.HE_INIT`) with zero biases, the same distribution as
+the PyTorch twin (:func:`course_utils.torch.init.he_init_`). BatchNorm: epsilon 1e-5,
+momentum 0.9 (= torch's ``momentum=0.1``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import keras
 from keras import layers
 
 from ..sizes import check_input_size
+from .init import HE_INIT
 
 __all__ = ["build_unet", "count_parameters", "check_input_size", "InputSizeCheck", "conv_block", "resolve_norm",
            "group_count"]
@@ -111,7 +117,7 @@ def conv_block(x, filters: int, batch_norm: bool, name: str, norm="auto"):
     norm = resolve_norm(batch_norm, norm)
     for i in (1, 2):
         x = layers.Conv2D(
-            filters, 3, padding="same", use_bias=norm is None, name=f"{name}_conv{i}"
+            filters, 3, padding="same", use_bias=norm is None, kernel_initializer=HE_INIT, name=f"{name}_conv{i}"
         )(x)
         if norm == "batch":
             x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn{i}")(x)
@@ -139,11 +145,11 @@ def _check_input_shape_tuple(input_shape, example: tuple) -> tuple:
 
 def _upsample(x, filters: int, upsampling: str, name: str):
     if upsampling == "transpose":
-        return layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=name)(x)
+        return layers.Conv2DTranspose(filters, 2, strides=2, padding="same", kernel_initializer=HE_INIT, name=name)(x)
     # The resize computes in float32 also under mixed precision: XLA rejects the float16 graph otherwise
     # (its ResizeBilinearGrad is float32); the next conv casts back to the compute dtype.
     x = layers.UpSampling2D(size=2, interpolation="bilinear", name=f"{name}_resize", dtype="float32")(x)
-    return layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
+    return layers.Conv2D(filters, 3, padding="same", kernel_initializer=HE_INIT, name=f"{name}_conv")(x)
 
 
 def build_unet(
@@ -219,7 +225,7 @@ def build_unet(
         x = conv_block(x, filters, batch_norm, name=f"dec{level}", norm=norm)
 
     # The head computes in float32 so that logits stay float32 under mixed precision.
-    outputs = layers.Conv2D(num_classes, 1, name="head", dtype="float32")(x)
+    outputs = layers.Conv2D(num_classes, 1, kernel_initializer=HE_INIT, name="head", dtype="float32")(x)
     if final_activation is not None:
         outputs = layers.Activation(final_activation, name="final_activation", dtype="float32")(outputs)
     return keras.Model(inputs, outputs, name=name)

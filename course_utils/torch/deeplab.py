@@ -22,6 +22,9 @@ Architecture for ``base_filters=f`` and ``output_stride`` 16 (8)::
     classifier        1x1 conv -> num_classes
     upsample          bilinear, align_corners=False, x output_stride
 
+Initialisation: every conv and the classifier draw He-uniform weights (zero biases), like the
+Keras twin (:func:`course_utils.torch.init.he_init_`).
+
 Module paths follow the port naming rule (torch ``aspp.atrous1.conv`` <-> Keras
 ``aspp_atrous1_conv``).
 """
@@ -33,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..sizes import OUTPUT_STRIDES, stage_dilations  # noqa: F401  (re-exported)
+from .init import he_init_
 from .fcn import ConvBNReLU, VGGStage, _check_int, check_input_size, count_parameters, stage_filters
 
 __all__ = [
@@ -69,6 +73,7 @@ class ASPP(nn.Module):
             self.add_module(f"atrous{i}", ConvBNReLU(in_channels, out_channels, 3, dilation=rate))
         self.image_pool = ConvBNReLU(in_channels, out_channels, 1)
         self.project = ConvBNReLU((len(atrous_rates) + 2) * out_channels, out_channels, 1)
+        he_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
@@ -125,6 +130,7 @@ class DeepLabV3(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.aspp = ASPP(channels, aspp_filters, atrous_rates)
         self.classifier = nn.Conv2d(aspp_filters, num_classes, 1)
+        he_init_(self)  # He-uniform weights, zero biases: the same distribution as the Keras twin
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone output (B, C, H/output_stride, W/output_stride)."""

@@ -19,6 +19,10 @@ Architecture for ``base_filters=f`` (stage ``k`` has ``f * min(2**(k-1), 8)`` fi
     8s:  up2_32 + score16, then up2_16 (x2); + score8 (1x1 conv on pool3)
          up8           transposed conv x8 (kernel 16) -> input size
 
+Initialisation: every conv and score layer draws He-uniform weights (zero biases), like the
+Keras twin (:func:`course_utils.torch.init.he_init_`); the upsampling layers start as bilinear
+interpolation in both.
+
 Module paths follow the course's port naming rule (torch ``stage1.conv1`` <->
 Keras ``stage1_conv1``), so :func:`course_utils.port.keras_to_torch` copies
 Keras weights into this model.
@@ -32,6 +36,7 @@ from torch import nn
 
 from ..sizes import bilinear_kernel, stage_filters
 from ..sizes import check_divisible as check_input_size  # the name both FCN modules export
+from .init import he_init_
 
 __all__ = [
     "FCN",
@@ -60,6 +65,7 @@ def bilinear_upsampling(channels: int, factor: int) -> nn.ConvTranspose2d:
     weight[np.arange(channels), np.arange(channels)] = bilinear_kernel(kernel)
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(weight))
+    layer.course_fixed_init = True  # course_utils.torch.init.he_init_ leaves it bilinear
     return layer
 
 
@@ -81,6 +87,7 @@ class VGGStage(nn.Module):
             )
             self.add_module(f"bn{i}", nn.BatchNorm2d(out_channels))
             self.add_module(f"relu{i}", nn.ReLU())
+        he_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(1, self.num_convs + 1):
@@ -97,6 +104,7 @@ class ConvBNReLU(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU()
+        he_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.bn(self.conv(x)))
@@ -159,6 +167,7 @@ class FCN(nn.Module):
                 self.up2_16 = bilinear_upsampling(num_classes, 2)
                 self.score8 = nn.Conv2d(filters[2], num_classes, 1)
                 self.up8 = bilinear_upsampling(num_classes, 8)
+        he_init_(self)  # He-uniform convs and score layers, zero biases (as in Keras); upsampling stays bilinear
 
     def score_maps(self, x: torch.Tensor) -> dict:
         """The intermediate maps: ``{"pool3", "pool4", "pool5", "score32", "fused16", "fused8", "logits"}``.

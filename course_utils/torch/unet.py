@@ -14,6 +14,10 @@ Architecture for ``depth=d``, ``base_filters=f`` (filters at level ``i`` are
     cat            [upsampled, skip from enc_i] along dim 1 (channels)
     decd .. dec1   DoubleConv
     head           1x1 conv to num_classes logits
+
+Initialisation: every conv, transposed conv and the head draw He-uniform weights with zero
+biases (:func:`course_utils.torch.init.he_init_`), the same distribution as the Keras twin,
+not PyTorch's default. BatchNorm: torch's defaults eps 1e-5, momentum 0.1 (= Keras 0.9).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 from torch import nn
 
 from ..sizes import check_input_size
+from .init import he_init_
 
 __all__ = ["UNet", "DoubleConv", "ResizeConv", "count_parameters", "check_input_size", "resolve_norm", "group_count"]
 
@@ -69,6 +74,7 @@ class DoubleConv(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=norm is None)
         self.bn2 = _norm_layer(norm, out_channels)
         self.relu2 = nn.ReLU()
+        he_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu1(self.bn1(self.conv1(x)))
@@ -86,6 +92,7 @@ class ResizeConv(nn.Module):
         super().__init__()
         self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
         self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        he_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.upsample(x))
@@ -153,6 +160,7 @@ class UNet(nn.Module):
             self.add_module(f"dec{level}", DoubleConv(2 * filters, filters, norm=norm))
             channels = filters
         self.head = nn.Conv2d(channels, num_classes, 1)
+        he_init_(self)  # He-uniform weights, zero biases: the same distribution as the Keras twin
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4:
