@@ -1,0 +1,116 @@
+"""The course's small Sphinx extension: what each page gets on top of the notebook as it is stored.
+
+Sphinx reads every page through the ``source-read`` event first; here, without touching the files on disk,
+
+* every relative link is checked against the pages of this build: a link to a page stays (MyST-NB turns
+  ``02_dense_prediction.ipynb`` into ``02_dense_prediction.html``), the notebooks' "Course map" link
+  (``../README.md#course-map``) points to the landing page, and a link to anything else in the repository
+  (``benchmarks/RESULTS.md``, a notebook left out of a partial build) becomes a link to that file on GitHub;
+* a note under the header says that the outputs come from an execution in fast mode;
+* an exercise may raise errors (its ``raise NotImplementedError`` cells are shown, by design);
+* a lecture lists its exercise and solution in a hidden table of contents, so that the sidebar nests them
+  and previous/next runs lecture 01, exercise 01, solution 01, lecture 02, ...
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from pathlib import Path
+
+FAST_MODE_NOTE = (
+    "The outputs on this page (figures, tables, printed numbers) come from running the notebook in "
+    "**fast mode** (`COURSE_FAST=1`: small images, little data, few epochs) on a CPU, so the figures are "
+    "small and the scores lower than in full mode. Full-size figures will replace them once a GPU run is "
+    "committed; until then, open the notebook in Colab (the badge above) to run it at full size."
+)
+EXERCISE_NOTE = (
+    "This is the student's version: each place to fill in ends in `raise NotImplementedError`, so those "
+    "cells and the checks after them show errors here, by design. The solution page shows the finished cells."
+)
+NOTE_MARKER = "course-site-fast-mode-note"
+
+# [text](target) and [text](target "title"); images ![alt](src) match too (their targets are absolute).
+LINK = re.compile(r"(\]\()([^)\s]+)((?:\s+\"[^\"]*\")?\))")
+EXTERNAL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|#|//)")
+
+
+def rewrite_links(text: str, folder: str, pages: set[str], repository: str, is_folder=lambda path: False) -> str:
+    """Rewrite the relative Markdown links of a page that lives in ``folder`` ("" for the landing page).
+
+    pages:      the docnames of this build ("notebooks/02_dense_prediction", ...; "index" is the landing page).
+    repository: "https://github.com/OWNER/REPO"; links to files that are not pages point there.
+    is_folder:  tells whether a repository path is a folder (linked as ``tree/main/...``, not ``blob/main/...``).
+    """
+
+    def one(match: re.Match) -> str:
+        target = match.group(2)
+        if EXTERNAL.match(target):
+            return match.group(0)
+        path, sep, anchor = target.partition("#")
+        resolved = posixpath.normpath(posixpath.join(folder, path)) if path else ""
+        if resolved.startswith(".."):
+            return match.group(0)  # outside the repository: leave it (and let the link check report it)
+        stem, ext = posixpath.splitext(resolved)
+        new = target
+        if resolved == "README.md":
+            new = posixpath.relpath("index.md", folder or ".") + (sep + anchor if sep else "")
+        elif ext in (".ipynb", ".md") and stem in pages:
+            new = target
+        elif repository:
+            kind = "tree" if is_folder(resolved) else "blob"
+            new = f"{repository}/{kind}/main/{resolved}" + (sep + anchor if sep else "")
+        return match.group(1) + new + match.group(3)
+
+    return LINK.sub(one, text)
+
+
+def _markdown_cell(source: str, **metadata) -> dict:
+    return {"cell_type": "markdown", "metadata": metadata, "source": source}
+
+
+def rewrite_notebook(text: str, docname: str, pages: list[str], repository: str, is_folder=lambda path: False) -> str:
+    """The JSON of notebook ``docname`` as the site shows it (see the module docstring)."""
+    notebook = json.loads(text)
+    folder, name = posixpath.split(docname)
+    page_set = set(pages) | {"index"}
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "markdown":
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            cell["source"] = rewrite_links(source, folder, page_set, repository, is_folder)
+    note = ":::{note}\n" + FAST_MODE_NOTE
+    if folder == "exercises":
+        note += "\n\n" + EXERCISE_NOTE
+        notebook.setdefault("metadata", {}).setdefault("mystnb", {})["execution_allow_errors"] = True
+    note += "\n:::"
+    at = 1 if notebook["cells"] and notebook["cells"][0]["cell_type"] == "markdown" else 0
+    notebook["cells"].insert(at, _markdown_cell(note, tags=[NOTE_MARKER]))
+    if folder == "notebooks":
+        children = [f"../{other}/{name}" for other in ("exercises", "solutions") if f"{other}/{name}" in page_set]
+        if children:
+            toctree = "```{toctree}\n:hidden:\n\n" + "\n".join(children) + "\n```"
+            notebook["cells"].append(_markdown_cell(toctree))
+    return json.dumps(notebook)
+
+
+def _source_read(app, docname: str, source: list[str]) -> None:
+    pages = list(app.config.course_pages)
+    repository = app.config.course_repository
+    root = Path(app.config.course_root)
+
+    def is_folder(path: str) -> bool:
+        return (root / path).is_dir()
+
+    if docname == "index":
+        source[0] = rewrite_links(source[0], "", set(pages) | {"index"}, repository, is_folder)
+    elif Path(app.env.doc2path(docname)).suffix == ".ipynb":
+        source[0] = rewrite_notebook(source[0], docname, pages, repository, is_folder)
+
+
+def setup(app):
+    app.add_config_value("course_pages", [], "env")
+    app.add_config_value("course_repository", "", "env")
+    app.add_config_value("course_root", "", "env")
+    app.connect("source-read", _source_read)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
