@@ -126,7 +126,8 @@ def compile_model(model, num_classes: int, loss=None, learning_rate: float = 1e-
         loss: a Keras loss taking ``(y_true (B, H, W) int, logits (B, H, W, K))``;
             None -> ``course_utils.keras.losses.CrossEntropyLoss()``. Its
             ``ignore_index`` (if any) is also left out of Dice/IoU.
-        learning_rate: Adam's learning rate.
+        learning_rate: Adam's learning rate (the optimiser is :func:`course_utils.keras.optim.make_adam`:
+            epsilon 1e-8 as in ``torch.optim.Adam``).
         jit_compile: XLA compilation of the training step: "auto" (Keras' default: on
             where a GPU is found), True or False. The tests pass True to run the GPU's
             code path on the CPU.
@@ -158,7 +159,9 @@ def compile_model(model, num_classes: int, loss=None, learning_rate: float = 1e-
         DiceScore(num_classes, class_id=class_id, ignore_index=ignore_index, threshold=threshold, name="dice"),
         IoUScore(num_classes, class_id=class_id, ignore_index=ignore_index, threshold=threshold, name="iou"),
     ]
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics, jit_compile=jit_compile)
+    from .optim import make_adam  # Adam with epsilon 1e-8, as torch's (see course_utils.keras.optim)
+
+    model.compile(optimizer=make_adam(learning_rate), loss=loss, metrics=metrics, jit_compile=jit_compile)
     return model
 
 
