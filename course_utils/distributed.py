@@ -42,6 +42,9 @@ __all__ = [
     "is_rank0",
     "RunLog",
     "read_run_log",
+    "positive_int",
+    "positive_float",
+    "check_script_arguments",
 ]
 
 
@@ -172,11 +175,71 @@ def is_rank0(rank: int | None = None) -> bool:
     return int(rank) == 0
 
 
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a whole number of 1 or more (``--steps 0`` or ``-5`` is refused up front).
+
+    >>> positive_int("20")
+    20
+    """
+    import argparse
+
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give an integer of 1 or more") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: give an integer of 1 or more")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An ``argparse`` type: a finite number above 0 (a learning rate)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number: give a positive number such as 0.05") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} is not allowed: give a finite number above 0 such as 0.05")
+    return value
+
+
+def check_script_arguments(global_batch: int, world_size: int, out, num_images: int | None = None) -> Path:
+    """What the data-parallel scripts check before they train; a ValueError saying what to change, else ``out``.
+
+    * ``global_batch`` must split evenly over ``world_size`` processes/replicas (the numbers are in the
+      message, with the nearest batches that work);
+    * ``num_images`` (if given) must hold at least one global batch;
+    * ``out`` must be a folder that can be written: a file of that name, or a read-only or full disk, is
+      reported now rather than when the run ends (:func:`course_utils.results.check_writable_folder`;
+      the folder is created when missing).
+    """
+    from .results import check_writable_folder
+
+    try:
+        per_device_batch_size(global_batch, world_size)
+    except ValueError as error:
+        raise ValueError(f"--global-batch {global_batch} with {world_size} processes/replicas: {error}") from None
+    if num_images is not None and num_images < global_batch:
+        raise ValueError(f"--num-images {num_images} is fewer than one global batch of {global_batch}: "
+                         f"use --num-images {global_batch} or more, or a smaller --global-batch.")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file, not a folder: pass a folder for log.json and the "
+                         "checkpoint (e.g. runs/ddp2), or move that file away.")
+    try:
+        return check_writable_folder(out, "the output folder (--out)")
+    except OSError as error:
+        raise ValueError(str(error)) from None
+
+
 class RunLog:
     """A JSON log of one training run that only rank 0 writes.
 
     Every process may call :meth:`step` and :meth:`save` (so the training code has no ``if rank == 0``);
-    on other ranks they do nothing. The file is rewritten atomically at each :meth:`save`, so a reader (a
+    on other ranks they do nothing. On rank 0 the folder is created and checked for writing when the log
+    is made (before training), so a bad path fails at once. The file is rewritten atomically at each :meth:`save`, so a reader (a
     notebook) never sees half a file, and a run that crashes leaves its last saved state.
 
     Layout: ``{"config": {...}, "steps": [{"step": 0, "loss": ..., ...}, ...], "summary": {...}}``.
@@ -186,6 +249,10 @@ class RunLog:
         self.path = Path(path)
         self.rank = int(os.environ.get("RANK", "0")) if rank is None else int(rank)
         self.active = is_rank0(self.rank)
+        if self.active:  # now, before training, not at the first save after it
+            from .results import check_writable_folder
+
+            check_writable_folder(self.path.parent, "the run log's folder")
         self.record = {"config": dict(config or {}), "steps": [], "summary": {},
                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 

@@ -52,10 +52,49 @@ __all__ = [
     "compare",
     "lookup",
     "load_benchmark",
+    "TrainingDivergedError",
+    "divergence_message",
 ]
 
 #: Where the committed benchmark tables live when the course is not a local clone (e.g. on Colab).
 RESULTS_URL = "https://raw.githubusercontent.com/segmentation-course/semantic-segmentation-course/main/benchmarks/results"
+
+
+# =========================================================================== a run that diverges
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite: training was stopped at that step.
+
+    Raised by ``course_utils.torch.train.fit`` / ``train_one_epoch`` and by the Keras callback that
+    ``course_utils.keras.train.training_callbacks`` adds. Attributes: ``epoch`` and ``step`` (1-based,
+    the step counted within the epoch), ``loss`` (the non-finite value) and ``history`` (what ``fit``
+    recorded for the epochs that finished, or None).
+    """
+
+    def __init__(self, message: str, *, epoch=None, step=None, loss=None, history=None):
+        super().__init__(message)
+        self.epoch, self.step, self.loss, self.history = epoch, step, loss, history
+
+
+def divergence_message(loss, epoch, step, *, mixed_precision: bool = False, framework: str = "torch") -> str:
+    """The course's message for a loss that became NaN/inf at ``epoch``, ``step`` (both 1-based), with the causes.
+
+    ``mixed_precision``: the run used float16/bfloat16 autocast (the float16 overflow hint then comes first).
+    ``framework``: "torch" or "keras", for the names of the fixes.
+    """
+    where = f"epoch {epoch}, step {step}" if epoch is not None else f"step {step}"
+    if framework == "keras":
+        precision = ('float16 overflow under mixed precision: use the "mixed_bfloat16" policy, or keep '
+                     'compile\'s default loss scaling (LossScaleOptimizer)')
+    else:
+        precision = ("float16 overflow under mixed precision: scale the loss with torch.amp.GradScaler "
+                     "(fit does when amp is on) or autocast to torch.bfloat16")
+    causes = ["a learning rate that is too high (try 10x lower, or read one off a learning-rate range test)",
+              "bad input (NaN or inf pixels, or mask labels outside 0..num_classes-1: check a batch with "
+              "np.isfinite(images).all() and masks.min(), masks.max())", precision]
+    if mixed_precision:
+        causes = [causes[2], causes[0], causes[1]]
+    return (f"the training loss became {float(loss)} at {where}, so training was stopped (every later step would "
+            f"be wasted); the usual causes: " + "; ".join(f"({i}) {c}" for i, c in enumerate(causes, 1)) + ".")
 
 
 # =========================================================================== schedules
@@ -317,11 +356,22 @@ def summarise(rows: Sequence[Mapping], metrics, by: str = "setting") -> list[dic
     ``course_utils.multiseed.summarise`` grouped by ``by`` (the one implementation the course uses for
     lectures 05, 07 and 08): one dict per setting, in the order the settings first appear,
     ``{by: value, "seeds": runs, "<m>_mean", "<m>_std", "<m>_min", "<m>_max", "<m>_n"}``; a diverged run's
-    NaN is left out (``seeds - <m>_n`` counts them), and one seed gives a NaN standard deviation.
+    NaN (or None) is left out (``seeds - <m>_n`` counts them), and one seed gives a NaN standard deviation.
+    Each entry also carries ``"<m>_by_seed"``: ``{seed: value or None}``, which :func:`compare` uses to pair
+    settings run with the same seeds. A value that is not a number (e.g. the text "n/a") is a ValueError
+    naming the setting and the metric (store a missing value as None).
     """
     if not rows:
         raise ValueError("rows is empty: run the sweep first.")
-    return multiseed.summarise(list(rows), metrics, by=by)
+    rows = list(rows)
+    summary = multiseed.summarise(rows, metrics, by=by)
+    for metric in [metrics] if isinstance(metrics, str) else list(metrics):
+        for entry in summary:  # per-seed values, for a paired comparison of settings that share seeds
+            entry[f"{metric}_by_seed"] = {
+                row.get("seed"): (None if row.get(metric) is None or not math.isfinite(float(row[metric]))
+                                  else float(row[metric]))
+                for row in rows if row.get(by) == entry[by] and "seed" in row}
+    return summary
 
 
 def markdown_table(summary: Sequence[Mapping], metrics, by: str = "setting", digits: int = 3) -> str:
@@ -335,18 +385,52 @@ def lookup(summary: Sequence[Mapping], setting, by: str = "setting") -> dict:
     return dict(multiseed.row(list(summary), setting, by=by))
 
 
-def compare(a: Mapping, b: Mapping, metric: str = "dice") -> str:
+def _paired_values(a: Mapping, b: Mapping, metric: str):
+    """Per-seed values of the seeds both entries have finite values for (seed order of ``a``), or None."""
+    sa, sb = a.get(f"{metric}_by_seed"), b.get(f"{metric}_by_seed")
+    if not (isinstance(sa, Mapping) and isinstance(sb, Mapping)):
+        return None
+    seeds = [s for s in sa if s in sb and sa[s] is not None and sb[s] is not None]
+    return [sa[s] for s in seeds], [sb[s] for s in seeds]
+
+
+def compare(a: Mapping, b: Mapping, metric: str = "dice", paired: bool = False) -> str:
     """Words for how setting ``a`` compares with ``b`` on ``metric``, judged against the seed spread.
 
-    ``a`` and ``b`` are entries of :func:`summarise`. The judgement is the course's one rule,
-    ``course_utils.multiseed.separated`` (as in lectures 05 and 07): the difference counts only when it is
-    larger than twice the larger standard deviation *and* the two ranges (min-max over seeds) do not overlap;
-    otherwise the answer is "within the seed spread of". Returns "higher than", "lower than" or
-    "within the seed spread of", for prose such as ``f"cosine is {compare(cos, const)} constant"``.
+    ``a`` and ``b`` are entries of :func:`summarise`. A spread needs at least two seeds with a finite value on
+    each side: with fewer (one seed, or the others diverged) the answer is "not comparable (...) with",
+    however far apart the two values are.
+
+    ``paired=False`` (the default): the course's unpaired rule ``course_utils.multiseed.separated`` (as in
+    lectures 05 and 07): the difference counts only when it is larger than twice the larger standard
+    deviation *and* the two ranges (min-max over seeds) do not overlap; otherwise the answer is "within the
+    seed spread of". ``paired=True`` for settings run with the same seeds: the per-seed differences
+    (``"<m>_by_seed"``, seeds both have) go to ``course_utils.multiseed.compare_paired``; "higher than" /
+    "lower than" when its 95 % interval excludes 0 (shown), else "not shown to differ from".
+
+    Returns "higher than", "lower than", "within the seed spread of", "not shown to differ from" or
+    "not comparable (...) with", for prose such as ``f"cosine is {compare(cos, const)} constant"``.
     """
     ma, mb = a[f"{metric}_mean"], b[f"{metric}_mean"]
     if not (math.isfinite(ma) and math.isfinite(mb)):
         return "not comparable (a run diverged) with"
+    na, nb = a.get(f"{metric}_n"), b.get(f"{metric}_n")
+    if na is None or nb is None:  # an entry made elsewhere: count what it says about its spread
+        na = 1 if not math.isfinite(a.get(f"{metric}_std", math.nan)) else 2
+        nb = 1 if not math.isfinite(b.get(f"{metric}_std", math.nan)) else 2
+    if min(na, nb) < 2:
+        return f"not comparable (a spread needs 2 or more seeds; {min(na, nb)} here) with"
+    if paired:
+        values = _paired_values(a, b, metric)
+        if values is None:
+            raise ValueError(f"paired=True needs the per-seed values '{metric}_by_seed' of dynamics.summarise on "
+                             "both entries: summarise the rows with this module, or pass paired=False.")
+        if len(values[0]) < 3:
+            return f"not comparable (a paired comparison needs 3 or more shared seeds; {len(values[0])} here) with"
+        result = multiseed.compare_paired(values[0], values[1])
+        if result["shown"]:
+            return "higher than" if result["mean_difference"] > 0 else "lower than"
+        return "not shown to differ from"
     if multiseed.separated(a, b, metric):
         return "higher than" if ma > mb else "lower than"
     return "within the seed spread of"
@@ -365,23 +449,45 @@ def _plain(value):
 
 
 def save_rows(path, rows: Sequence[Mapping], **meta) -> Path:
-    """Write ``{"meta": meta, "rows": rows}`` as JSON (NaN/inf stored as null); return the path."""
+    """Write ``{"meta": meta, "rows": rows}`` as JSON (NaN/inf stored as null); return the path.
+
+    Atomic (:func:`course_utils.safety.atomic_write`): the text goes to a uniquely named temporary file in
+    the same folder, which replaces ``path`` only when complete and is removed when the write fails (a full
+    disk), so a good file is never replaced by half a file and nothing is left behind.
+    """
+    from .results import check_writable_folder
+    from .safety import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"meta": _plain(meta), "rows": _plain(list(rows))}, indent=1))
-    tmp.replace(path)
-    return path
+    text = json.dumps({"meta": _plain(meta), "rows": _plain(list(rows))}, indent=1)
+    check_writable_folder(path.parent, "the results folder")
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def load_rows(path) -> tuple[list[dict], dict]:
-    """Read a file written by :func:`save_rows`: ``(rows, meta)``; null metrics come back as NaN."""
+    """Read a file written by :func:`save_rows`: ``(rows, meta)``; null metrics come back as NaN.
+
+    A file that is not JSON, or JSON without a list of ``"rows"``, is a ValueError naming the file and
+    how to get a good one.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no sweep results at {path}: run the benchmark script that writes them first.")
-    payload = json.loads(path.read_text())
+    again = "write it again with dynamics.save_rows (or rerun the benchmark script that made it)"
+    try:
+        payload = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a valid JSON file ({error}): it may be cut short or edited by hand; "
+                         f"{again}.") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("rows"), list):
+        found = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path} has no list of 'rows' (found {found}): it is not a file written by "
+                         f"dynamics.save_rows; {again}.")
+    if not all(isinstance(row, dict) for row in payload["rows"]):
+        raise ValueError(f"{path}: every entry of 'rows' must be an object {{'setting': ..., 'seed': ...}}; {again}.")
     rows = [{k: (float("nan") if v is None else v) for k, v in row.items()} for row in payload["rows"]]
-    return rows, payload.get("meta", {})
+    meta = payload.get("meta", {})
+    return rows, meta if isinstance(meta, dict) else {}
 
 
 def load_benchmark(section: str, folder=None, download: bool = True) -> tuple[list[dict], dict]:

@@ -16,7 +16,52 @@ from pathlib import Path
 
 from .safety import atomic_write
 
+__all__ = ["record_results", "results_dir", "check_writable_folder", "RECORD_ENV_VAR"]
+
 RECORD_ENV_VAR = "COURSE_RECORD_RESULTS"
+
+
+def check_writable_folder(folder, what: str = "the output folder") -> Path:
+    """Make sure files can be written in ``folder`` *before* a long run needs to; return it as a Path.
+
+    The folder is created (with its parents) when missing. Raises a one-sentence error naming the folder,
+    what is wrong and what to do, when a file stands where the folder (or one of its parents) should be
+    (``NotADirectoryError``), or when a test file cannot be created there (``PermissionError`` for a
+    read-only folder, ``OSError`` for a full disk and the like). The test file has a unique name and is
+    removed at once; nothing else in the folder is touched. ``what`` names the folder in the message,
+    e.g. "the checkpoint folder".
+    """
+    import errno
+    import tempfile
+
+    folder = Path(folder).expanduser()
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise NotADirectoryError(
+                    f"{what} {str(folder)!r} cannot be created because {str(candidate)!r} is a file, not a folder: "
+                    "choose another folder, or move that file away."
+                )
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        message = (f"cannot write to {what} {str(folder)!r} ({reason}): choose a folder you can write to "
+                   "(and with free space) before training starts.")
+        if isinstance(error, PermissionError) or error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise PermissionError(message) from None
+        raise OSError(error.errno, message) from None
+    try:
+        os.write(handle, b"0")
+    except OSError as error:
+        raise OSError(error.errno, f"cannot write to {what} {str(folder)!r} ({error.strerror}): free some space "
+                      "or choose another folder before training starts.") from None
+    finally:
+        os.close(handle)
+        os.unlink(probe)
+    return folder
 
 
 def results_dir() -> Path | None:

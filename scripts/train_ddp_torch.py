@@ -38,19 +38,21 @@ PRESETS = {
 
 
 def parse_args(argv=None):
+    from course_utils.distributed import check_script_arguments, positive_float, positive_int
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="fast")
-    parser.add_argument("--steps", type=int, help="optimizer steps (global batches)")
-    parser.add_argument("--global-batch", type=int, help="images per optimizer step, over all processes")
-    parser.add_argument("--image-size", type=int)
-    parser.add_argument("--num-images", type=int, help="synthetic training images")
-    parser.add_argument("--base-filters", type=int)
-    parser.add_argument("--depth", type=int)
-    parser.add_argument("--num-classes", type=int, default=4)
+    parser.add_argument("--steps", type=positive_int, help="optimizer steps (global batches)")
+    parser.add_argument("--global-batch", type=positive_int, help="images per optimizer step, over all processes")
+    parser.add_argument("--image-size", type=positive_int)
+    parser.add_argument("--num-images", type=positive_int, help="synthetic training images")
+    parser.add_argument("--base-filters", type=positive_int)
+    parser.add_argument("--depth", type=positive_int)
+    parser.add_argument("--num-classes", type=positive_int, default=4)
     parser.add_argument("--no-batch-norm", action="store_true", help="conv+bias-ReLU blocks without BatchNorm")
     parser.add_argument("--sync-batchnorm", action="store_true", help="SyncBatchNorm (GPUs only in PyTorch)")
-    parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate tuned at --base-batch")
-    parser.add_argument("--base-batch", type=int, default=8, help="the batch size --lr was tuned for")
+    parser.add_argument("--lr", type=positive_float, default=0.05, help="SGD learning rate tuned at --base-batch")
+    parser.add_argument("--base-batch", type=positive_int, default=8, help="the batch size --lr was tuned for")
     parser.add_argument("--lr-rule", choices=("linear", "sqrt", "none"), default="linear")
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--mixed-precision", action="store_true",
@@ -62,6 +64,12 @@ def parse_args(argv=None):
     for key, value in PRESETS[args.preset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    # Up front, on every rank: torchrun's WORLD_SIZE (1 for a plain start) must divide the global batch,
+    # and --out must be a folder that can be written (not a file of that name), before any training.
+    try:
+        check_script_arguments(args.global_batch, int(os.environ.get("WORLD_SIZE", "1")), args.out, args.num_images)
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 

@@ -34,21 +34,23 @@ PRESETS = {
 
 
 def parse_args(argv=None):
+    from course_utils.distributed import check_script_arguments, positive_float, positive_int
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="fast")
-    parser.add_argument("--devices", type=int, default=2, help="logical CPU devices when there is no GPU")
-    parser.add_argument("--steps", type=int, help="optimizer steps (global batches)")
-    parser.add_argument("--global-batch", type=int, help="images per optimizer step, over all replicas")
-    parser.add_argument("--image-size", type=int)
-    parser.add_argument("--num-images", type=int, help="synthetic training images")
-    parser.add_argument("--base-filters", type=int)
-    parser.add_argument("--depth", type=int)
-    parser.add_argument("--num-classes", type=int, default=4)
+    parser.add_argument("--devices", type=positive_int, default=2, help="logical CPU devices when there is no GPU")
+    parser.add_argument("--steps", type=positive_int, help="optimizer steps (global batches)")
+    parser.add_argument("--global-batch", type=positive_int, help="images per optimizer step, over all replicas")
+    parser.add_argument("--image-size", type=positive_int)
+    parser.add_argument("--num-images", type=positive_int, help="synthetic training images")
+    parser.add_argument("--base-filters", type=positive_int)
+    parser.add_argument("--depth", type=positive_int)
+    parser.add_argument("--num-classes", type=positive_int, default=4)
     parser.add_argument("--no-batch-norm", action="store_true", help="conv+bias-ReLU blocks without BatchNorm")
     parser.add_argument("--sync-batchnorm", action="store_true",
                         help="BatchNormalization(synchronized=True): statistics over the global batch")
-    parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate tuned at --base-batch")
-    parser.add_argument("--base-batch", type=int, default=8, help="the batch size --lr was tuned for")
+    parser.add_argument("--lr", type=positive_float, default=0.05, help="SGD learning rate tuned at --base-batch")
+    parser.add_argument("--base-batch", type=positive_int, default=8, help="the batch size --lr was tuned for")
     parser.add_argument("--lr-rule", choices=("linear", "sqrt", "none"), default="linear")
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--mixed-precision", action="store_true",
@@ -59,6 +61,12 @@ def parse_args(argv=None):
     for key, value in PRESETS[args.preset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    # Up front: --out must be a folder that can be written (not a file of that name), and the global batch
+    # must split over --devices (checked again once the strategy knows the real number of replicas).
+    try:
+        check_script_arguments(args.global_batch, args.devices, args.out, args.num_images)
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -80,6 +88,13 @@ def main(argv=None) -> int:
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16" if on_gpu else "mixed_bfloat16")
     replicas = strategy.num_replicas_in_sync
+    if args.global_batch % replicas:  # GPUs found: --devices was not the number of replicas
+        from course_utils.distributed import check_script_arguments
+
+        try:
+            check_script_arguments(args.global_batch, replicas, args.out)
+        except ValueError as error:
+            raise SystemExit(f"{Path(sys.argv[0]).name}: error: {error}") from None
     learning_rate = scale_learning_rate(args.lr, args.global_batch, args.base_batch, rule=args.lr_rule)
     config = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
     config.update(world_size=replicas, strategy=type(strategy).__name__,

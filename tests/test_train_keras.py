@@ -113,13 +113,14 @@ def test_checkpoint_suffix_is_checked_and_missing_file_explained(tmp_path):
 
 def test_callbacks_monitor_modes():
     callbacks = train.training_callbacks(checkpoint_path="/tmp/x/unused.weights.h5", patience=3)
-    checkpoint, _, stopping = callbacks
+    checkpoint, _, stopping, nonfinite = callbacks
     assert checkpoint.save_best_only and checkpoint.save_weights_only
     assert stopping.patience == 3 and stopping.restore_best_weights
     assert stopping.monitor == "val_dice" and stopping.mode == "max"
-    (loss_stopping,) = train.training_callbacks(patience=2, monitor="val_loss")
+    assert isinstance(nonfinite, train.StopOnNonFiniteLoss)
+    (loss_stopping,) = train.training_callbacks(patience=2, monitor="val_loss", stop_on_nonfinite=False)
     assert loss_stopping.mode == "min"
-    assert train.training_callbacks() == []
+    assert train.training_callbacks(stop_on_nonfinite=False) == []
 
 
 def test_early_stopping_stops():

@@ -9,7 +9,8 @@ and the PyTorch side (:mod:`course_utils.torch.train`) agree:
   ``val_dice``/``val_iou`` like PyTorch's ``fit``). Binary problems score the
   foreground class 1, multi-class problems the mean over classes.
 - :func:`training_callbacks`: early stopping and a best-only checkpoint on the
-  monitored metric; the best weights are loaded back at the end of ``fit``.
+  monitored metric; the best weights are loaded back at the end of ``fit``; a
+  loss that becomes NaN/inf stops training with an error (:class:`StopOnNonFiniteLoss`).
 - :class:`EpochLog`: one short line per epoch (use with ``fit(..., verbose=0)``).
 - :func:`predict` / :func:`predict_masks`: NumPy NHWC logits / class masks.
 
@@ -31,6 +32,7 @@ __all__ = [
     "install_dry_run_cap",
     "training_callbacks",
     "RestoreBestCheckpoint",
+    "StopOnNonFiniteLoss",
     "EpochLog",
     "load_checkpoint",
     "predict",
@@ -181,6 +183,50 @@ class RestoreBestCheckpoint(keras.callbacks.Callback):
             self.model.load_weights(self.checkpoint_path)
 
 
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop ``fit`` with :class:`course_utils.dynamics.TrainingDivergedError` when the loss becomes NaN or inf.
+
+    After every batch it reads the loss Keras logs (the running mean over the epoch, which turns NaN/inf at
+    the first bad batch and stays so) and raises an error naming the epoch, the step (both 1-based) and the
+    usual causes, the same error as the PyTorch ``fit``. ``keras.callbacks.TerminateOnNaN`` only stops
+    quietly, leaving a history that ends in NaN and nothing said. ``history`` on the error holds the
+    metrics of the epochs that finished.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+        self._history = {}
+
+    def on_train_begin(self, logs=None):
+        self._epoch, self._history = 0, {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = int(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self._history.setdefault(key, []).append(float(value))
+
+    def on_train_batch_end(self, batch, logs=None):
+        import math
+
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(loss)
+        if math.isfinite(loss):
+            return
+        from ..dynamics import TrainingDivergedError, divergence_message
+
+        self.model.stop_training = True
+        policy = keras.config.dtype_policy().name if hasattr(keras.config, "dtype_policy") else ""
+        mixed = policy.startswith("mixed")
+        epoch, step = self._epoch + 1, int(batch) + 1
+        raise TrainingDivergedError(divergence_message(loss, epoch, step, mixed_precision=mixed, framework="keras"),
+                                    epoch=epoch, step=step, loss=loss, history=self._history)
+
+
 class EpochLog(keras.callbacks.Callback):
     """Print one compact line per epoch, e.g.::
 
@@ -225,8 +271,12 @@ class EpochLog(keras.callbacks.Callback):
         self.print_fn("  ".join(parts) + f" | {time.perf_counter() - self._start:.1f} s")
 
 
-def training_callbacks(checkpoint_path=None, patience=None, monitor: str = "val_dice") -> list:
-    """Callbacks for ``model.fit``: checkpoint of the best epoch and early stopping.
+def training_callbacks(checkpoint_path=None, patience=None, monitor: str = "val_dice",
+                       stop_on_nonfinite: bool = True) -> list:
+    """Callbacks for ``model.fit``: checkpoint of the best epoch, early stopping, a stop on a NaN/inf loss.
+
+    The checkpoint's folder is created and checked for writing here, before ``fit`` starts
+    (:func:`course_utils.results.check_writable_folder`), not when the first epoch ends.
 
     Args:
         checkpoint_path: a ``.keras`` file (whole model) or ``.weights.h5`` file
@@ -234,9 +284,12 @@ def training_callbacks(checkpoint_path=None, patience=None, monitor: str = "val_
             The best weights are loaded back into the model when ``fit`` ends.
         patience: stop after this many epochs without improvement (None = never).
         monitor: "val_dice"/"val_iou" (higher is better) or "val_loss"/"loss" (lower is better).
+        stop_on_nonfinite: add :class:`StopOnNonFiniteLoss` (stop with an error naming the epoch and
+            step when the loss becomes NaN or inf).
 
     Returns:
-        A list to pass as ``model.fit(..., callbacks=...)`` (may be empty).
+        A list to pass as ``model.fit(..., callbacks=...)``: the checkpoint and
+        :class:`RestoreBestCheckpoint`, early stopping, then :class:`StopOnNonFiniteLoss` (each when asked for).
     """
     mode = _mode_for(monitor)
     callbacks = []
@@ -249,7 +302,9 @@ def training_callbacks(checkpoint_path=None, patience=None, monitor: str = "val_
             )
         if path.is_dir():
             raise ValueError(f"checkpoint_path {str(path)!r} is a folder: pass a file name such as 'checkpoints/unet.keras'.")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from ..results import check_writable_folder
+
+        check_writable_folder(path.parent, "the checkpoint folder")
         callbacks.append(
             keras.callbacks.ModelCheckpoint(
                 str(path), monitor=monitor, mode=mode, save_best_only=True,
@@ -263,6 +318,8 @@ def training_callbacks(checkpoint_path=None, patience=None, monitor: str = "val_
                 monitor=monitor, mode=mode, patience=patience, restore_best_weights=True, verbose=1
             )
         )
+    if stop_on_nonfinite:
+        callbacks.append(StopOnNonFiniteLoss())
     return callbacks
 
 

@@ -191,6 +191,23 @@ class _FirstBatches:
             return self.steps
 
 
+def _stop_if_nonfinite(pending: list, last_step: int, epoch, amp: bool, bar) -> None:
+    """Raise TrainingDivergedError at the first NaN/inf among the ``pending`` losses (steps up to ``last_step``)."""
+    values = torch.stack([value.float() for value in pending])
+    finite = torch.isfinite(values)
+    if bool(finite.all()):
+        return
+    first = int((~finite).nonzero()[0, 0])
+    step = last_step - len(pending) + first + 2  # 1-based, within the epoch (last_step is 0-based)
+    if bar is not None:
+        bar.close()
+    from course_utils.dynamics import TrainingDivergedError, divergence_message
+
+    loss = float(values[first])
+    raise TrainingDivergedError(divergence_message(loss, epoch, step, mixed_precision=amp, framework="torch"),
+                                epoch=epoch, step=step, loss=loss)
+
+
 # ----------------------------------------------------------------------------- one epoch
 def train_one_epoch(
     model,
@@ -205,6 +222,8 @@ def train_one_epoch(
     progress: bool = False,
     description: str = "train",
     steps: int | None = None,
+    epoch: int | None = None,
+    stop_on_nonfinite: bool = True,
 ) -> float:
     """Train ``model`` for one pass over ``loader``; return the mean loss per image.
 
@@ -221,6 +240,11 @@ def train_one_epoch(
         device: where to compute (None: where the model's parameters are).
         progress: show a progress bar with the running loss.
         steps: stop after this many batches (None: one full pass over ``loader``).
+        epoch: the epoch number (1-based) named in the divergence error (``fit`` passes it).
+        stop_on_nonfinite: raise :class:`course_utils.dynamics.TrainingDivergedError`, naming the epoch,
+            the step and the usual causes, as soon as a batch's loss is NaN or infinite (True), or train on
+            (False: the mean loss is then NaN/inf). On the CPU every step is checked; on a GPU the losses are
+            read every ``POSTFIX_EVERY`` steps (reading one waits for the GPU) and the first bad step is named.
 
     Returns:
         The loss averaged over all images of the epoch (a Python float).
@@ -232,6 +256,8 @@ def train_one_epoch(
     if steps is not None:
         loader = itertools.islice(loader, int(steps))
     bar = _progress_bar(loader, progress, description, total=steps)
+    check_every = 1 if device.type == "cpu" else POSTFIX_EVERY
+    pending = []  # (step, loss) not yet checked for NaN/inf
     for step, (images, masks) in enumerate(bar if bar is not None else loader):
         if step == 0:
             _check_batch(images, masks)
@@ -251,10 +277,17 @@ def train_one_epoch(
 
         total += loss.detach().float() * images.shape[0]
         count += images.shape[0]
+        if stop_on_nonfinite:
+            pending.append(loss.detach())
+            if len(pending) >= check_every:
+                _stop_if_nonfinite(pending, step, epoch, amp, bar)
+                pending = []
         if bar is not None and step % POSTFIX_EVERY == 0:
             bar.set_postfix(loss=f"{total.item() / count:.4f}")
     if count == 0:
         raise ValueError("the training loader yielded no batches: check the data set size and batch_size.")
+    if pending:
+        _stop_if_nonfinite(pending, step, epoch, amp, bar)
     mean_loss = total.item() / count
     if bar is not None:
         bar.set_postfix(loss=f"{mean_loss:.4f}")
@@ -320,8 +353,9 @@ def evaluate(
 _CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
-def _check_checkpoint_path(path) -> Path:
-    """A checkpoint path must name a ``.pt``/``.pth`` file (never a folder or another kind of file)."""
+def _check_checkpoint_path(path, writable: bool = True) -> Path:
+    """A checkpoint path must name a ``.pt``/``.pth`` file (never a folder or another kind of file) in a folder
+    that can be written (created if missing; ``writable=False`` skips that check)."""
     path = Path(path)
     if path.suffix not in _CHECKPOINT_SUFFIXES:
         raise ValueError(
@@ -330,6 +364,10 @@ def _check_checkpoint_path(path) -> Path:
         )
     if path.is_dir():
         raise ValueError(f"checkpoint_path {str(path)!r} is a folder: pass a file name such as 'checkpoints/unet.pt'.")
+    if writable:
+        from ..results import check_writable_folder
+
+        check_writable_folder(path.parent, "the checkpoint folder")
     return path
 
 
@@ -338,7 +376,8 @@ def save_checkpoint(model, path) -> Path:
 
     The state is written to a uniquely named temporary file in the same folder and moved into place with
     ``os.replace`` (:func:`course_utils.safety.atomic_write`): never a half-written checkpoint, and no other
-    file is touched.
+    file is touched. A folder that cannot be written (a file of that name, read-only, full) is a clear
+    error (:func:`course_utils.results.check_writable_folder`).
     """
     from ..safety import atomic_write
 
@@ -392,6 +431,7 @@ def fit(
     channels_last="auto",
     progress: bool = True,
     steps_per_epoch: int | None = None,
+    stop_on_nonfinite: bool = True,
 ) -> dict:
     """Train ``model`` for up to ``epochs`` epochs; return a Keras-like history dict.
 
@@ -424,6 +464,13 @@ def fit(
             ``train_loader``). The batches come from one stream that restarts ``train_loader`` (its next
             epoch) whenever it runs out, so ``epochs * steps_per_epoch`` is a fixed budget of steps
             whatever the data set size.
+        stop_on_nonfinite: stop at the first batch whose loss is NaN or infinite with a
+            :class:`course_utils.dynamics.TrainingDivergedError` naming the epoch, the step and the usual
+            causes (its ``history`` holds the finished epochs); False trains on regardless (a sweep that
+            wants to record a diverged run as NaN).
+
+    Before the first step, ``checkpoint_path``'s folder is created and checked for writing, so a bad
+    path fails at once, not after the first epoch.
 
     Returns:
         ``{"loss": [...], "val_loss": [...], "val_dice": [...], "val_iou": [...]}``,
@@ -469,11 +516,17 @@ def fit(
     best, best_epoch, waited = None, None, 0
 
     for epoch in range(1, epochs + 1):
-        train_loss = train_one_epoch(
-            model, train_batches, loss_fn, optimizer, device, steps=steps_per_epoch,
-            scaler=scaler, amp=use_amp, channels_last=use_channels_last,
-            progress=progress, description=f"Epoch {epoch}/{epochs}",
-        )
+        try:
+            train_loss = train_one_epoch(
+                model, train_batches, loss_fn, optimizer, device, steps=steps_per_epoch,
+                scaler=scaler, amp=use_amp, channels_last=use_channels_last,
+                progress=progress, description=f"Epoch {epoch}/{epochs}",
+                epoch=epoch, stop_on_nonfinite=stop_on_nonfinite,
+            )
+        except FloatingPointError as error:
+            if hasattr(error, "history"):  # TrainingDivergedError: hand over what was recorded
+                error.history = history
+            raise
         history["loss"].append(train_loss)
         if val_loader is not None:
             scores = evaluate(
