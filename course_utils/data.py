@@ -13,6 +13,8 @@ same seed and epoch give the same batches in both frameworks.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -27,6 +29,8 @@ __all__ = [
     "tile_scenes",
     "load_membranes",
     "load_folder",
+    "scan_masks",
+    "unpaired_files",
     "inspect_masks",
     "void_candidate",
     "rgb_to_index",
@@ -46,6 +50,7 @@ __all__ = [
     "sample_rng",
     "epoch_order",
     "prepare_sample",
+    "DEFAULT_AUGMENT",
 ]
 
 SHAPE_CLASS_NAMES = ("background", "disc", "square", "triangle")
@@ -264,6 +269,17 @@ def _list_files(folder: Path) -> dict[str, Path]:
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
+        try:
+            mode = os.stat(path).st_mode  # follows a link; never opens the file (a FIFO would block on open)
+        except OSError as error:
+            raise ValueError(f"{path} cannot be read ({error.strerror}): fix or remove the file "
+                             "(a link that points nowhere?).") from None
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+                    "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "not a regular file")
+            raise ValueError(f"{path} is {kind}, not an image file: move it out of {folder} (only regular image "
+                             "files are read).")
         if path.stem in files:
             raise ValueError(
                 f"{folder} holds two files with the stem {path.stem!r} ({files[path.stem].name} and {path.name}): "
@@ -287,7 +303,9 @@ def load_folder(
     """Load your own data: image files and mask files paired by file name without extension.
 
     images_dir / masks_dir: folders; ``images/cat_01.jpg`` pairs with ``masks/cat_01.png``.
-    num_classes:  the number of classes; None -> max class index + 1 (after mapping).
+    num_classes:  the number of classes. Not guessed from the mask values: without it (and without ``info``),
+                  it is taken from ``mask_mapping`` (largest class index + 1) or the label-map file's classes,
+                  else load_folder raises a ValueError naming the arguments to pass.
     mask_mapping: maps stored mask values to class indices, e.g. ``{0: 0, 255: 1}`` for black/white masks,
                   or RGB tuples for colour-coded masks, ``{(0, 0, 0): 0, (255, 0, 0): 1}``. Every value that
                   occurs must be mapped. A path to a label-map file (``labelmap.txt`` with ``name:r,g,b::``
@@ -301,6 +319,14 @@ def load_folder(
     Three mask layouts are read: class-index PNGs (0, 1, 2, ... per pixel), black/white 0/255 masks (pass
     ``mask_mapping={0: 0, 255: 1}``) and RGB colour-coded masks (pass ``mask_mapping={(r, g, b): class}``,
     e.g. ``datasets.palette_mapping("labelmap.txt")``).
+
+    Memory: images float32 (N*H*W*C*4 bytes; 367 RGB frames of 480x360: 0.76 GB) and masks int64 (N*H*W*8
+    bytes: 0.51 GB), each filled in place; the masks as stored (N*H*W bytes for 8-bit PNGs) are held until
+    they are converted. When ``datasets.describe_folder`` has just read the same mask files, their stack is
+    taken from it instead of reading them again.
+
+    Only regular files are read: a folder, FIFO, socket or device named like an image raises a ValueError
+    (nothing is opened).
 
     A void label is never turned into a class silently: without ``num_classes`` and ``ignore_index``, masks
     whose largest value lies far beyond the others (e.g. classes 0..10 plus 255) raise a ValueError that asks
@@ -322,46 +348,53 @@ def load_folder(
         if palette[2] and ignore_index is None:
             ignore_index = 255
         mask_mapping = palette_mapping(palette, 255 if ignore_index is None else ignore_index)
+        num_classes = len(palette[0]) if num_classes is None else num_classes
+    if mask_mapping is not None:
+        mask_mapping = _check_mapping(mask_mapping, "load_folder")
+        if num_classes is None:  # the mapping names the classes: K = largest class index + 1
+            classes = [v for v in mask_mapping.values() if v != ignore_index]
+            num_classes = max(classes) + 1 if classes else None
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     image_files, mask_files = _list_files(images_dir), _list_files(masks_dir)
-    only_images = sorted(set(image_files) - set(mask_files))
-    only_masks = sorted(set(mask_files) - set(image_files))
+    only_images, only_masks = unpaired_files(image_files, mask_files)
     if only_images or only_masks:
-        parts = []
-        if only_images:
-            parts.append(f"{len(only_images)} image(s) without a mask in {masks_dir}: {', '.join(only_images[:5])}")
-        if only_masks:
-            parts.append(f"{len(only_masks)} mask(s) without an image in {images_dir}: {', '.join(only_masks[:5])}")
         raise ValueError(
-            "Images and masks are paired by file name without extension, but " + "; ".join(parts)
+            "Images and masks are paired by file name without extension, but "
+            + _unpaired_text(only_images, only_masks, images_dir, masks_dir)
             + ". Add the missing files or move the unpaired ones out of the folders."
         )
     stems = sorted(image_files, key=_natural_key)
-    images, raw_masks = [], []
-    for stem in stems:
+    raw = _take_scanned(masks_dir, [mask_files[stem] for stem in stems])  # describe_folder's scan, if fresh
+    images = None
+    raw_masks = []
+    for i, stem in enumerate(stems):
         image = _read_image(image_files[stem], grayscale)
-        mask = _read_mask(mask_files[stem])
+        mask = raw[i] if raw is not None else _read_mask(mask_files[stem])
         if image.shape[:2] != mask.shape[:2]:
             raise ValueError(
                 f"{image_files[stem].name} is {image.shape[1]}x{image.shape[0]} pixels but its mask "
                 f"{mask_files[stem].name} is {mask.shape[1]}x{mask.shape[0]}: image and mask must have the same "
                 "size; fix or re-export the mask (resize masks only with nearest neighbour)."
             )
-        if images and image.shape != images[0].shape:
+        if images is not None and image.shape != images.shape[1:]:
             raise ValueError(
                 f"{image_files[stem].name} is {image.shape[1]}x{image.shape[0]} but {image_files[stems[0]].name} is "
-                f"{images[0].shape[1]}x{images[0].shape[0]}: all images must have the same size to form one array; "
+                f"{images.shape[2]}x{images.shape[1]}: all images must have the same size to form one array; "
                 "resize them beforehand (resize_image / resize_mask) or crop them to a common size."
             )
-        if raw_masks and mask.ndim != raw_masks[0].ndim:
+        if raw is None and raw_masks and mask.ndim != raw_masks[0].ndim:
             raise ValueError(
                 f"{mask_files[stem].name} is a {'colour' if mask.ndim == 3 else 'grey'} mask but "
                 f"{mask_files[stems[0]].name} is not: save all masks in the same format."
             )
-        images.append(image)
-        raw_masks.append(mask)
-    images = np.stack(images).astype(np.float32)
-    raw = np.stack(raw_masks)
+        if images is None:  # one float32 array filled in place: no list of images plus a stacked copy
+            images = np.empty((len(stems),) + image.shape, dtype=np.float32)
+        images[i] = image
+        if raw is None:
+            raw_masks.append(mask)
+    if raw is None:
+        raw = np.stack(raw_masks)
+        del raw_masks
 
     if mask_mapping is not None:
         masks = _apply_mapping(raw, mask_mapping, masks_dir)
@@ -375,6 +408,7 @@ def load_folder(
         )
     else:
         masks = raw.astype(np.int64)
+    del raw
     report = inspect_masks(masks, num_classes=num_classes, ignore_index=ignore_index)
     if num_classes is None and ignore_index is None and report.void_candidate is not None and not report.looks_0_255:
         void = report.void_candidate
@@ -390,7 +424,117 @@ def load_folder(
         )
     if report.problems:
         raise ValueError(f"The masks in {masks_dir} are not valid class indices: " + " ".join(report.problems))
+    if num_classes is None:
+        raise ValueError(
+            f"load_folder does not guess the number of classes: the masks in {masks_dir} hold the values "
+            f"{report._shown_values()}, and one of them may be a void label rather than a class. Pass "
+            "num_classes=K (and ignore_index=... for a void / \"don't care\" value), or "
+            "info=datasets.describe_folder(images_dir, masks_dir, class_names=[...])[0]."
+        )
     return images, masks
+
+
+def unpaired_files(image_files: Mapping, mask_files: Mapping):
+    """``(images without a mask, masks without an image)``: sorted stems of two ``{stem: path}`` listings."""
+    only_images = sorted(set(image_files) - set(mask_files), key=_natural_key)
+    only_masks = sorted(set(mask_files) - set(image_files), key=_natural_key)
+    return only_images, only_masks
+
+
+def _unpaired_text(only_images, only_masks, images_dir, masks_dir) -> str:
+    parts = []
+    if only_images:
+        parts.append(f"{len(only_images)} image(s) without a mask in {masks_dir}: {', '.join(only_images[:5])}"
+                     + (" ..." if len(only_images) > 5 else ""))
+    if only_masks:
+        parts.append(f"{len(only_masks)} mask(s) without an image in {images_dir}: {', '.join(only_masks[:5])}"
+                     + (" ..." if len(only_masks) > 5 else ""))
+    return "; ".join(parts)
+
+
+# One scan of a mask folder, shared by datasets.describe_folder and load_folder: describe_folder reads every
+# mask once and leaves the stack here (in the stored dtype: 1 byte per pixel for 8-bit PNGs, 3 for colour
+# masks); load_folder on the same, unchanged files takes it (and frees it) instead of reading them again.
+_SCANNED: dict = {}
+
+
+def _signature(paths) -> tuple:
+    out = []
+    for path in paths:
+        info = os.stat(path)
+        out.append((str(Path(path).resolve()), info.st_size, info.st_mtime_ns))
+    return tuple(out)
+
+
+def scan_masks(paths, keep: bool = True) -> np.ndarray:
+    """Read the mask files ``paths`` once -> their stored values stacked, (N, H, W) or (N, H, W, 3).
+
+    The dtype is the stored one (uint8 for 8-bit PNGs, uint16 for 16-bit): nothing is widened here.
+    keep: leave the stack for the next ``load_folder`` of the same, unchanged files (one folder is kept).
+    Raises ValueError when the masks differ in size or in kind (grey / colour).
+    """
+    paths = [Path(p) for p in paths]
+    first = _read_mask(paths[0])
+    stack = np.empty((len(paths),) + first.shape, dtype=first.dtype)
+    stack[0] = first
+    for i, path in enumerate(paths[1:], 1):
+        mask = _read_mask(path)
+        if mask.shape != first.shape or mask.dtype != first.dtype:
+            what = "size" if mask.shape[:2] != first.shape[:2] else "format"
+            raise ValueError(f"{path.name} ({mask.shape[1]}x{mask.shape[0]}, {mask.dtype}"
+                             f"{', colour' if mask.ndim == 3 else ''}) differs in {what} from {paths[0].name} "
+                             f"({first.shape[1]}x{first.shape[0]}, {first.dtype}{', colour' if first.ndim == 3 else ''}): "
+                             "save all masks at one size and in one format (resize masks with nearest neighbour).")
+        stack[i] = mask
+    _SCANNED.clear()
+    if keep:
+        _SCANNED["entry"] = (_signature(paths), stack)
+    return stack
+
+
+def _take_scanned(masks_dir: Path, paths) -> np.ndarray | None:
+    """The stack :func:`scan_masks` kept for exactly these files (unchanged since), or None; frees it."""
+    entry = _SCANNED.pop("entry", None)
+    if entry is None:
+        return None
+    signature, stack = entry
+    try:
+        if signature == _signature(paths):
+            return stack
+    except OSError:
+        pass
+    return None
+
+
+def _check_mapping(mapping, where: str) -> dict:
+    """``mask_mapping`` as a dict ``{int or (r, g, b): int}``, or a one-sentence error naming the fix."""
+    if not isinstance(mapping, Mapping):
+        example = ""
+        if isinstance(mapping, (list, tuple)) and mapping:
+            example = f" (for the values {list(mapping)[:4]} write e.g. {{{', '.join(f'{v!r}: {i}' for i, v in enumerate(list(mapping)[:4]))}}})"
+        raise TypeError(f"{where}: mask_mapping must be a dict from stored mask value (or (r, g, b) colour) to "
+                        f"class index, got a {type(mapping).__name__} {mapping!r:.60}{example}.")
+    out = {}
+    for key, value in mapping.items():
+        if isinstance(key, (tuple, list, np.ndarray)):
+            if len(key) != 3:
+                raise ValueError(f"{where}: the colour {tuple(key)!r} in mask_mapping has {len(key)} value(s): a colour "
+                                 "key must be (r, g, b), three integers 0..255.")
+            try:
+                key = tuple(int(v) for v in key)
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: the colour {key!r} in mask_mapping must be three integers 0..255.") from None
+        elif isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            key = int(key)
+        else:
+            raise ValueError(f"{where}: mask_mapping key {key!r} must be a stored mask value (an integer) or an "
+                             "(r, g, b) colour.")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{where}: mask_mapping[{key!r}] must be one class index (an integer), got {value!r}.")
+        out[key] = int(value)
+    if not out:
+        raise ValueError(f"{where}: mask_mapping is empty: map every stored value to a class index.")
+    return out
 
 
 def rgb_to_index(masks_rgb, mapping: Mapping, ignore_index: int | None = None) -> np.ndarray:
@@ -616,11 +760,26 @@ def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[s
         if extreme > 0.8:
             grey_levels = True
             grey = int((~np.isin(arr, (0, 255))).sum())
+            levels = [v for v in report.values if v not in (0, 255)]
+            shown = ", ".join(str(v) for v in (levels[:4] + ["..."] + levels[-2:] if len(levels) > 6 else levels))
             problems.append(
-                f"{grey} pixels have grey levels between 0 and 255 although most are 0 or 255: the masks were saved "
-                "lossily (JPEG) or resized with interpolation; save masks as PNG and resize with nearest neighbour, "
-                "or threshold: masks = (masks > 127).astype(np.int64)."
+                f"{grey} pixels have {len(levels)} grey levels between 0 and 255 ({shown}) although most are 0 or "
+                "255: black/white masks saved as JPEG (lossy: it smears every edge into grey levels) or resized "
+                "with interpolation; save masks as PNG and resize with nearest neighbour, or threshold: "
+                "masks = (masks > 127).astype(np.int64)."
             )
+    if int_valued and not grey_levels and len(values) >= 2 and values.max() >= 256 \
+            and len(values) * 4 <= values.max() + 1 and (num_classes is None or values.max() >= num_classes):
+        grey_levels = True  # not class indices: no frequencies over thousands of empty "classes"
+        few = [int(v) for v in values[:6]]
+        mapping = "{" + ", ".join(f"{v}: {i}" for i, v in enumerate(few)) + (", ...}" if len(values) > 6 else "}")
+        problems.append(
+            f"The masks hold {len(values)} distinct values up to {int(values.max())} ({report._shown_values()}): "
+            f"these are not class indices (read as indices they would make {int(values.max()) + 1} classes, almost "
+            f"all empty), as in masks exported with 16-bit grey levels. Map each value to a class index: "
+            f"load_folder(..., mask_mapping={mapping}), or write class-index PNGs once with "
+            f"datasets.convert_masks(masks_dir, out_dir, {mapping})."
+        )
     if int_valued and not looks_0_255 and ignore_index is None and arr.dtype.kind != "f":
         report.void_candidate = void_candidate(values)
         if report.void_candidate is not None:
@@ -650,13 +809,10 @@ def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[s
     top = values[values != skip].max() if (values != skip).any() else 0
     if int_valued and arr.size and not looks_0_255 and not grey_levels \
             and (num_classes is not None or top < 64):
-        flat = arr.reshape(-1)
-        if skip is not None:
-            flat = flat[flat != skip]
-        flat = flat.astype(np.int64)
-        if flat.size and flat.min() >= 0:
-            c = num_classes if num_classes is not None else int(flat.max()) + 1
-            counts = np.bincount(flat[flat < c], minlength=c)[:c] if flat.size else np.zeros(c, dtype=np.int64)
+        kept = values if skip is None else values[values != skip]
+        if kept.size and kept.min() >= 0:
+            c = num_classes if num_classes is not None else int(kept.max()) + 1
+            counts = _value_counts(arr, c, skip)
             report.class_counts = counts
             total = counts.sum()
             report.class_frequencies = counts / total if total else counts.astype(np.float64)
@@ -675,6 +831,21 @@ def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[s
                         "strong class imbalance (consider class weights or a Dice loss)."
                     )
     return report
+
+
+def _value_counts(arr: np.ndarray, c: int, skip=None) -> np.ndarray:
+    """Pixels per value 0..c-1 (int64 (c,)), counted in slices of about 4 M pixels: no int64 copy of all masks."""
+    flat = arr.reshape(-1)
+    counts = np.zeros(c, dtype=np.int64)
+    step = 1 << 22
+    for start in range(0, flat.size, step):
+        part = flat[start:start + step]
+        if skip is not None:
+            part = part[part != skip]
+        part = part.astype(np.int64, copy=False)
+        part = part[(part >= 0) & (part < c)]
+        counts += np.bincount(part, minlength=c)[:c]
+    return counts
 
 
 def validate_masks(masks, num_classes: int, ignore_index: int | None = None) -> MaskReport:
@@ -979,13 +1150,22 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarr
     return rng.permutation(n).astype(np.int64)
 
 
+#: What ``augment=True`` means in both pipelines (and :func:`prepare_sample`) without a ``DatasetInfo``:
+#: left-right flips only. Up-down flips and quarter turns would put the sky under the road of a street scene;
+#: ask for them explicitly (``augment={"flip": True, "rotate90": True}``, or ``info=datasets.SHAPES``) for data
+#: without an "up" (microscopy, the synthetic shapes).
+DEFAULT_AUGMENT = {"hflip": True, "vflip": False, "rotate90": False}
+
+
 def prepare_sample(image, mask, seed: int = 0, epoch: int = 0, index: int = 0, augment=False, crop_size=None,
                    training: bool = True):
     """What both input pipelines do to one sample: crop, then augmentation, with ``sample_rng``.
 
     image (H, W, C), mask (H, W) -> image float32 (h, w, C), mask int64 (h, w).
-    augment:   False, True (flips + quarter turns), a dict of :func:`augment_pair` keyword arguments,
-               e.g. ``{"elastic": True}``, or a ``datasets.DatasetInfo`` (its ``augment_options()``).
+    augment:   False; True: left-right flips only (:data:`DEFAULT_AUGMENT`: safe for data with an "up", such
+               as street scenes); a dict of :func:`augment_pair` keyword arguments, e.g.
+               ``{"flip": True, "rotate90": True}`` for every flip and quarter turn; or a
+               ``datasets.DatasetInfo`` (its ``augment_options()``, e.g. ``datasets.SHAPES``: all flips and turns).
     crop_size: None (whole image) or int / (h, w).
     training:  True -> a random crop (a new one every epoch); False -> the centre crop, the same on every
                pass (validation must score the same pixels each epoch).
@@ -1004,7 +1184,7 @@ def prepare_sample(image, mask, seed: int = 0, epoch: int = 0, index: int = 0, a
         if hasattr(augment, "augment_options"):
             options = augment.augment_options()
         else:
-            options = augment if isinstance(augment, Mapping) else {}
+            options = augment if isinstance(augment, Mapping) else dict(DEFAULT_AUGMENT)
         image, mask = augment_pair(image, mask, rng, **options)
     return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(mask, dtype=np.int64)
 
@@ -1039,8 +1219,18 @@ def _ensure_dataset_arrays(images, masks):
         raise ValueError(f"images must be (N, H, W, C), got shape {images.shape}"
                          + (": add a channel axis with images[..., None]." if images.ndim == 3 else "."))
     if masks.ndim != 3:
-        raise ValueError(f"masks must be (N, H, W) class indices, got shape {masks.shape}"
-                         + (": drop the channel axis with masks[..., 0]." if masks.ndim == 4 else "."))
+        hint = "."
+        if masks.ndim == 4 and masks.shape[-1] == 1:
+            hint = ": drop the channel axis with masks[..., 0]."
+        elif masks.ndim == 4 and masks.shape[1] == 1:
+            hint = ": drop the channel axis with masks[:, 0]."
+        elif masks.ndim == 4:
+            axis = -1 if masks.shape[:3] == images.shape[:3] else 1 if masks.shape[2:] == images.shape[1:3] else -1
+            hint = (f": these look like one-hot (or per-class) masks; take the argmax over the class axis, "
+                    f"masks.argmax(axis={axis}), to get class indices (N, H, W).")
+        raise ValueError(f"masks must be (N, H, W) class indices, got shape {masks.shape}{hint}")
+    if images.dtype.kind == "f" and images.shape[1] in _CHANNEL_COUNTS and images.shape[-1] not in _CHANNEL_COUNTS:
+        check_images(images, "images")  # says: looks channels-first, use images.transpose(0, 2, 3, 1)
     if len(images) != len(masks) or images.shape[1:3] != masks.shape[1:3]:
         raise ValueError(f"images {images.shape} and masks {masks.shape} do not match: need the same N, H and W.")
     if masks.dtype.kind not in "biu":

@@ -76,15 +76,43 @@ class DatasetInfo:
     why: str = ""
 
     def __post_init__(self):
+        if isinstance(self.class_names, (str, bytes)):
+            raise TypeError(f"DatasetInfo {self.name!r}: class_names must be a sequence of names, got the string "
+                            f"{self.class_names!r} (which would make one class per letter): pass a tuple, e.g. "
+                            f"class_names=({self.class_names!r},) or ('background', 'object').")
         names = tuple(str(n) for n in self.class_names)
         object.__setattr__(self, "class_names", names)
         if len(names) < 1:
             raise ValueError("DatasetInfo needs at least one class name.")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"DatasetInfo {self.name!r}: the class name(s) {twice} are given twice; every class "
+                             "index needs its own name (merge the classes with mask_mapping if they are one class).")
+        for flag in ("hflip", "vflip", "rotate90", "elastic"):
+            value = getattr(self, flag)
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"DatasetInfo {self.name!r}: {flag} must be True or False, got {value!r} "
+                                f"({type(value).__name__}): pass {flag}=False, not a string or a number.")
+            object.__setattr__(self, flag, bool(value))
         if self.colors is not None:
             colors = tuple(tuple(float(v) for v in c[:3]) for c in self.colors)
             if len(colors) != len(names):
                 raise ValueError(f"DatasetInfo {self.name!r}: {len(colors)} colours for {len(names)} classes: "
                                  "give one colour per class (or colors=None for the course palette).")
+            if any(len(c) != 3 for c in colors):
+                raise ValueError(f"DatasetInfo {self.name!r}: every colour needs three values (r, g, b), got "
+                                 f"{[c for c in colors if len(c) != 3][:3]}.")
+            values = np.array(colors, dtype=np.float64)
+            if not np.isfinite(values).all() or values.min() < 0 or values.max() > 255:
+                raise ValueError(f"DatasetInfo {self.name!r}: colours must be 0..255 (or all in 0..1), found "
+                                 f"{values.min():g}..{values.max():g}.")
+            # a 0..1 colour has a fraction somewhere (1.0, 0.5, 0.0); (1, 0, 0) among 0..255 colours is just dark
+            in_unit = [c for c in colors if max(c) <= 1 and any(v % 1 for v in c)]
+            above = [c for c in colors if max(c) > 1]
+            if above and in_unit:
+                raise ValueError(f"DatasetInfo {self.name!r}: the colours mix the scales 0..1 (e.g. {in_unit[0]}) "
+                                 f"and 0..255 (e.g. {above[0]}); a 0..1 colour would be read as almost black: give "
+                                 "all colours in one scale (e.g. multiply the 0..1 ones by 255).")
             object.__setattr__(self, "colors", colors)
         if self.ignore_index is not None and 0 <= self.ignore_index < len(names):
             raise ValueError(f"DatasetInfo {self.name!r}: ignore_index={self.ignore_index} is one of the classes "
@@ -172,10 +200,18 @@ def read_palette(path):
         raise FileNotFoundError(f"No label-map file at {path}: pass the file that lists each class and its colour.")
     entries = []
     if path.suffix.lower() == ".json":
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
+        try:  # keep every key: a name given twice must not silently collapse to one (object_pairs_hook)
+            data = json.loads(path.read_text(), object_pairs_hook=lambda pairs: pairs)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {error.lineno}, column {error.colno}: not valid JSON ({error.msg}); "
+                             'fix the file, e.g. {"sky": [70, 130, 180], "road": [128, 64, 128]}.') from None
+        if not isinstance(data, list) or not all(isinstance(p, tuple) for p in data):
             raise ValueError(f"{path}: expected a JSON object {{name: [r, g, b], ...}}.")
-        entries = [(str(k), v) for k, v in data.items()]
+        for name, rgb in data:
+            if not isinstance(rgb, list) or not all(isinstance(v, (int, float)) for v in rgb):
+                raise ValueError(f"{path}: the colour of {name!r} must be a list [r, g, b] of integers 0..255, "
+                                 f"got {rgb!r}.")
+        entries = [(str(k), v) for k, v in data]
     else:
         for number, line in enumerate(path.read_text().splitlines(), 1):
             line = line.strip()
@@ -194,7 +230,13 @@ def read_palette(path):
                 raise ValueError(f"{path}, line {number}: {line!r} is not 'name:r,g,b::' or 'name,r,g,b'.")
             entries.append((name.strip(), rgb))
     names, colours, void = [], [], []
+    seen = set()
     for name, rgb in entries:
+        if name.lower() not in VOID_NAMES:
+            if name in seen:
+                raise ValueError(f"{path}: the class {name!r} is listed twice; list every class once (two colours "
+                                 "for one class: map them in mask_mapping yourself).")
+            seen.add(name)
         rgb = tuple(int(v) for v in rgb)
         if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
             raise ValueError(f"{path}: the colour of {name!r} must be three integers 0..255, got {rgb}.")
@@ -258,35 +300,93 @@ def detect_layout(masks_dir, max_files: int = 20) -> str:
     return "index"
 
 
+#: Mask values that data sets conventionally use for void / "don't care" (8-bit and 16-bit maxima).
+CONVENTIONAL_VOID = (255, 65535)
+
+
+def _layout_of(raw: np.ndarray) -> str:
+    if raw.ndim == 4:
+        return "rgb"
+    values = set(np.unique(raw).tolist())
+    return "binary" if values <= {0, 255} and 255 in values else "index"
+
+
+def _suspicious_top_value(raw: np.ndarray, values) -> str | None:
+    """Why the largest value of index masks may be a void label rather than a class (None: no reason seen)."""
+    values = [int(v) for v in values]
+    if len(values) < 3:
+        return None
+    top = values[-1]
+    if top in CONVENTIONAL_VOID:
+        return f"{top} is a value data sets conventionally use for void / \"don't care\""
+    n = len(raw)
+    counts = np.zeros(top + 1, dtype=np.int64)
+    present = np.zeros(top + 1, dtype=np.int64)
+    for mask in raw:
+        c = np.bincount(mask.reshape(-1).astype(np.int64, copy=False), minlength=top + 1)[:top + 1]
+        counts += c
+        present += c > 0
+    shares = counts / max(counts.sum(), 1)
+    others = [shares[v] for v in values[:-1]]
+    if n >= 2 and present[top] >= 0.5 * n and shares[top] < 0.5 * float(np.median(others)):
+        return (f"{top}, the largest value, labels few pixels ({shares[top]:.1%}, against a median of "
+                f"{float(np.median(others)):.1%} for the other values) in many masks ({present[top]} of {n}), as a "
+                "void label just above the classes does (CamVid's void is 11, next to the classes 0..10)")
+    return None
+
+
 def describe_folder(images_dir, masks_dir, name: str | None = None, class_names=None, palette_file=None,
                     ignore_index: int | None = None, hflip: bool = True, vflip: bool = True, rotate90: bool = True,
                     elastic: bool = False, verbose: bool = True):
     """Look at a folder of masks and build its :class:`DatasetInfo`; returns ``(info, report)``.
 
-    The layout is detected (:func:`detect_layout`):
+    The layout is detected from the masks:
 
     * "index": the masks hold class indices. A value far beyond the others (e.g. 255 next to 0..10)
-      becomes the ignore label, and the report says so (pass ``ignore_index`` to choose it yourself);
+      becomes the ignore label, and the report says so (pass ``ignore_index`` to choose it yourself). A value
+      that may be void but could be a class (the conventional 255 or 65535 among many values, or a value just
+      above the classes that labels few pixels in many masks, like CamVid's void 11 next to 0..10) is never
+      made a class silently: without ``class_names`` or ``ignore_index`` a ValueError asks you to name them;
     * "binary": 0/255 masks -> ``mask_mapping={0: 0, 255: 1}``, classes "background", "foreground";
     * "rgb": colour-coded masks -> needs ``palette_file`` (a label-map file, :func:`read_palette`; a
       ``labelmap.txt`` / ``palette.json`` next to the two folders is found by itself); void colours -> 255.
 
+    Masks that are not class indices raise a ValueError that says how to convert them: 16-bit grey levels
+    such as 0/3000/5000 (map each value to an index), black/white masks saved as JPEG (the grey levels found;
+    save masks as PNG), values outside ``class_names``.
+
     ``report`` is the ``data.inspect_masks`` report of the class-index masks (classes present, class
-    frequencies, the void label, problems). With ``verbose`` both are printed. Pass the augmentation
-    flags that fit your data (see :class:`DatasetInfo`); they are not guessed from the masks.
+    frequencies, the void label, problems); images without a mask and masks without an image are listed in
+    ``report.problems`` (``load_folder`` refuses them). With ``verbose`` both are printed. Pass the
+    augmentation flags that fit your data (see :class:`DatasetInfo`); they are not guessed from the masks.
+
+    Every mask is read once (images are not read). Memory: the masks as stored (N*H*W bytes for 8-bit PNGs,
+    3x for colour masks) are kept for the next ``data.load_folder`` of the same, unchanged files, which
+    takes them instead of reading them again; the report counts pixels in slices (no int64 copy of
+    index masks; colour masks are converted to int64 class indices, N*H*W*8 bytes, while being described).
     """
     from . import data as D
 
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
-    layout = detect_layout(masks_dir)
+    if isinstance(class_names, (str, bytes)):
+        raise TypeError(f"class_names must be a sequence of names, got the string {class_names!r}: pass a tuple, "
+                        "e.g. class_names=('background', 'road').")
+    image_files, mask_files = D._list_files(images_dir), D._list_files(masks_dir)
+    only_images, only_masks = D.unpaired_files(image_files, mask_files)
+    paths = [mask_files[k] for k in sorted(mask_files, key=D._natural_key)]
+    raw = D.scan_masks(paths)
+    layout = _layout_of(raw)
+    jpeg = [p.name for p in paths if p.suffix.lower() in (".jpg", ".jpeg")]
     mapping, colours = None, None
     if layout == "rgb":
         if palette_file is None:
-            for parent in {masks_dir.parent, images_dir.parent}:
+            for parent in dict.fromkeys([masks_dir.parent, images_dir.parent]):
                 for candidate in ("labelmap.txt", "palette.json", "palette.txt", "labels.txt"):
                     if (parent / candidate).is_file():
                         palette_file = parent / candidate
                         break
+                if palette_file is not None:
+                    break
         if palette_file is None:
             raise ValueError(
                 f"The masks in {masks_dir} are colour-coded (RGB): pass palette_file=... (a label-map file with "
@@ -299,41 +399,60 @@ def describe_folder(images_dir, masks_dir, name: str | None = None, class_names=
     elif layout == "binary":
         mapping = {0: 0, 255: 1}
         class_names = ("background", "foreground") if class_names is None else class_names
-    if layout == "index":
-        masks = _raw_index_masks(masks_dir)
-    else:
-        _, masks = D.load_folder(images_dir, masks_dir, len(class_names), mask_mapping=mapping,
-                                 ignore_index=ignore_index)
+    masks = raw if layout == "index" else D._apply_mapping(raw, mapping, masks_dir)
     report = D.inspect_masks(masks, num_classes=len(class_names) if class_names is not None else None,
                              class_names=class_names, ignore_index=ignore_index)
-    if layout == "index" and ignore_index is None and report.void_candidate is not None:
-        ignore_index = report.void_candidate
-        report.notes.append(f"describe_folder chose ignore_index={ignore_index} (the void label); pass ignore_index "
-                            "yourself to decide otherwise.")
+    if jpeg and not any("JPEG" in p for p in report.problems):
+        if raw.ndim == 3:
+            levels = np.unique(raw).tolist()
+            found = f"{len(levels)} grey levels: " + ", ".join(map(str, levels[:6])) + (" ..." if len(levels) > 6 else "")
+        else:
+            found = f"{len(np.unique(raw.reshape(-1, raw.shape[-1]), axis=0))} colours"
+        report.problems.append(
+            f"{len(jpeg)} mask file(s) are JPEG ({', '.join(jpeg[:3])}{' ...' if len(jpeg) > 3 else ''}): JPEG is "
+            f"lossy and changes mask values at every edge (found {found}); save masks as PNG.")
+    if layout == "index" and not report.problems:
+        if ignore_index is None and report.void_candidate is not None:
+            ignore_index = report.void_candidate
+            report.notes.append(f"describe_folder chose ignore_index={ignore_index} (the void label); pass "
+                                "ignore_index yourself to decide otherwise.")
+        elif ignore_index is None and class_names is None:
+            why = _suspicious_top_value(raw, report.values)
+            if why is not None:
+                top = int(report.values[-1])
+                report.problems.append(
+                    f"{why}. It may be a void label, not class {top}: name it: pass ignore_index={top} (then the "
+                    f"classes are 0..{top - 1}), or class_names=[...] with {top + 1} names if it is a real class.")
+    if report.problems:
+        if verbose:
+            print(f"layout: {layout} ({len(paths)} masks in {masks_dir.name}/)")
+            print(report)
+        raise ValueError(f"describe_folder: the masks in {masks_dir} cannot be described as class indices yet: "
+                         + " ".join(report.problems))
     if class_names is None:
         valid = [v for v in report.values if v != ignore_index]
         class_names = tuple(f"class {i}" for i in range(int(max(valid)) + 1)) if valid else ("class 0",)
         report = _redo_report(masks, class_names, ignore_index, report.notes)
+    if only_images or only_masks:
+        report.problems.append(
+            "Images and masks are paired by file name without extension, but "
+            + D._unpaired_text(only_images, only_masks, images_dir, masks_dir)
+            + ": add the missing files or move the unpaired ones out (load_folder refuses unpaired files).")
+    n, height, width = raw.shape[:3]
+    report.notes.append(
+        f"memory: the {n} masks as stored take {raw.nbytes / 1e6:.1f} MB (kept for the next load_folder of this "
+        f"folder, so they are read once); load_folder returns images float32 (about {n * height * width * 12 / 1e6:.1f}"
+        f" MB for RGB) and masks int64 ({n * height * width * 8 / 1e6:.1f} MB).")
     info = DatasetInfo(
         name or images_dir.parent.name, tuple(class_names), colors=colours, ignore_index=ignore_index,
         background=0 if layout == "binary" else None, hflip=hflip, vflip=vflip, rotate90=rotate90,
         elastic=elastic, mask_mapping=mapping,
     )
     if verbose:
-        print(f"layout: {layout} ({len(_mask_files(masks_dir))} masks in {masks_dir.name}/)")
+        print(f"layout: {layout} ({len(paths)} masks in {masks_dir.name}/)")
         print(info)
         print(report)
     return info, report
-
-
-def _raw_index_masks(masks_dir: Path) -> np.ndarray:
-    from .data import _read_mask
-
-    masks = [_read_mask(p) for p in _mask_files(masks_dir)]
-    shapes = {m.shape for m in masks}
-    if len(shapes) > 1:
-        raise ValueError(f"The masks in {masks_dir} have different sizes {sorted(shapes)[:3]}: resize them first.")
-    return np.stack(masks).astype(np.int64)
 
 
 def _redo_report(masks, class_names, ignore_index, notes):
@@ -347,30 +466,55 @@ def _redo_report(masks, class_names, ignore_index, notes):
 def convert_masks(masks_dir, out_dir, mask_mapping, ignore_index: int = 255) -> Path:
     """Write class-index PNG copies of the masks in ``masks_dir`` (0/255 or colour-coded) into ``out_dir``.
 
-    mask_mapping: stored value (or (r, g, b)) -> class index, e.g. ``palette_mapping("labelmap.txt")``.
-    Writes only new files inside ``out_dir`` (created if needed; it must differ from ``masks_dir``, and an
-    existing file is never overwritten). Masks are saved as 8-bit PNG, so class indices must be < 256.
+    mask_mapping: a dict, stored value (or (r, g, b)) -> class index, e.g. ``{0: 0, 255: 1}`` or
+    ``palette_mapping("labelmap.txt")``.
+    All or nothing: the masks are converted into a staging folder next to ``out_dir`` (in its parent folder,
+    named ``.<out_dir name>.converting-*``) and moved into ``out_dir`` only when every mask converted; when one
+    fails (e.g. a colour that is not in the mapping), the staging folder is removed and ``out_dir`` is left as it
+    was, so a rerun starts clean. ``out_dir`` is created if needed; it must differ from ``masks_dir``, and an
+    existing file is never overwritten. Masks are saved as 8-bit PNG, so class indices must be < 256.
     Returns ``out_dir``.
     """
     from PIL import Image
 
-    from .data import _apply_mapping, _read_mask
+    from .data import _apply_mapping, _check_mapping, _read_mask
+    from .safety import remove, replace
 
+    mask_mapping = _check_mapping(mask_mapping, "convert_masks")
     masks_dir, out_dir = Path(masks_dir).resolve(), Path(out_dir).resolve()
     if out_dir == masks_dir:
         raise ValueError("convert_masks: out_dir must differ from masks_dir (the originals are never replaced).")
-    if any(int(v) > 255 or int(v) < 0 for v in mask_mapping.values()) or ignore_index > 255:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"convert_masks: out_dir {out_dir} is a file, not a folder: pass a new folder "
+                                 "name (nothing was written).")
+    if any(int(v) > 255 or int(v) < 0 for v in mask_mapping.values()) or not 0 <= int(ignore_index) <= 255:
         raise ValueError("convert_masks writes 8-bit PNGs: class indices and ignore_index must be 0..255.")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in _mask_files(masks_dir):
-        target = (out_dir / (path.stem + ".png")).resolve()
-        if target.parent != out_dir:
-            raise ValueError(f"convert_masks: {target} would lie outside {out_dir}.")
-        if target.exists():
-            raise FileExistsError(f"{target} exists already: convert into an empty folder (nothing is overwritten).")
-        raw = _read_mask(path)
-        index = _apply_mapping(raw[None], mask_mapping, masks_dir)[0]
-        Image.fromarray(index.astype(np.uint8)).save(target)
+    sources = _mask_files(masks_dir)
+    names = [path.stem + ".png" for path in sources]
+    existing = [name for name in names if (out_dir / name).exists() or (out_dir / name).is_symlink()]
+    if existing:
+        raise FileExistsError(f"{out_dir / existing[0]} exists already ({len(existing)} of the {len(names)} files): "
+                              "convert into an empty folder (nothing is overwritten; nothing was written).")
+    parent = out_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.converting-", dir=parent))
+    try:
+        for path, name in zip(sources, names):
+            raw = _read_mask(path)
+            index = _apply_mapping(raw[None], mask_mapping, masks_dir)[0]
+            Image.fromarray(index.astype(np.uint8)).save(staging / name)
+        if not out_dir.exists():
+            replace(staging, out_dir, inside=parent)  # one rename: the folder appears complete
+        else:
+            for name in names:
+                if (out_dir / name).exists():
+                    raise FileExistsError(f"{out_dir / name} appeared while converting: nothing is overwritten.")
+            for name in names:
+                replace(staging / name, out_dir / name, inside=parent)
+    finally:
+        remove(staging, inside=parent)
     return out_dir
 
 

@@ -304,6 +304,11 @@ def max_abs_logit_difference(keras_model, torch_model, images_nhwc) -> float:
             f"images_nhwc must be a batch (N, H, W, C), got shape {images.shape}: "
             "add the batch axis with images[None]."
         )
+    if images.shape[1] in (1, 2, 3, 4) and images.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(
+            f"images_nhwc has shape {images.shape}, which looks channels-first (N, C, H, W); this function takes "
+            "NumPy/Keras order (N, H, W, C) and transposes for PyTorch itself: pass images.transpose(0, 2, 3, 1)."
+        )
     with exact_float32():
         keras_out = np.asarray(keras.ops.convert_to_numpy(keras_model(images, training=False)))
         torch_out = _torch_outputs(torch_model, images)

@@ -90,7 +90,7 @@ def test_load_folder_happy_path(folders):
     images, masks = D.load_folder(*folders, num_classes=3)
     assert images.shape == (3, 10, 12, 3) and images.dtype == np.float32 and images.max() <= 1.0
     assert masks.shape == (3, 10, 12) and masks.dtype == np.int64 and masks.max() == 2
-    gray, _ = D.load_folder(*folders, grayscale=True)
+    gray, _ = D.load_folder(*folders, num_classes=3, grayscale=True)
     assert gray.shape == (3, 10, 12, 1)
     raw = np.asarray(Image.open(folders[1] / "img1.png"))
     assert np.array_equal(masks[1], raw)  # natural order img0, img1, img2; nothing changed

@@ -36,7 +36,9 @@ def test_load_folder_never_makes_the_void_label_a_class(tmp_path):
     images_dir, masks_dir = _street_folder(tmp_path)
     with pytest.raises(ValueError, match=r"looks like a void.*ignore_index=255"):
         D.load_folder(images_dir, masks_dir)
-    images, masks = D.load_folder(images_dir, masks_dir, ignore_index=255)
+    with pytest.raises(ValueError, match=r"does not guess the number of classes.*num_classes="):
+        D.load_folder(images_dir, masks_dir, ignore_index=255)  # the ignore label alone does not give K
+    images, masks = D.load_folder(images_dir, masks_dir, num_classes=11, ignore_index=255)
     assert masks.shape == (3, 22, 8) and set(np.unique(masks)) == set(range(11)) | {255}
     # the explicit decision "it is a class" is still possible
     _, as_class = D.load_folder(images_dir, masks_dir, num_classes=12, mask_mapping={**{k: k for k in range(11)}, 255: 11})
@@ -85,7 +87,7 @@ def test_each_mask_layout_goes_through_describe_and_the_loader(tmp_path, layout)
     if layout == "rgb":
         # the colour-coded masks decode to the very class indices of the "index" layout (same seed)
         index_root = S.make_example_folder(tmp_path / "idx", layout="index", n=4, size=32, seed=1)
-        _, index_masks = D.load_folder(index_root / "images", index_root / "masks", ignore_index=255)
+        _, index_masks = D.load_folder(index_root / "images", index_root / "masks", num_classes=7, ignore_index=255)
         assert np.array_equal(masks, index_masks)
         assert info.class_names == S.STREET.class_names
         np.testing.assert_allclose(info.palette(), np.array(S.STREET.colors) / 255, atol=1e-6)

@@ -59,8 +59,9 @@ def make_dataset(
     images:     NumPy float32 (N, H, W, C) in [0, 1]; masks: NumPy integer (N, H, W).
     batch_size: the last batch may be smaller (like PyTorch's ``drop_last=False``).
     shuffle:    a new order every epoch (``epoch_order``), reproducible from ``seed``.
-    augment:    False, True (random flips and quarter turns) or a dict of ``augment_pair`` options,
-                e.g. ``{"elastic": True}``.
+    augment:    False; True: random left-right flips only (``data.DEFAULT_AUGMENT``, safe for scenes with an
+                "up"), or with ``info=`` the data set's own flips/turns; or a dict of ``augment_pair`` options,
+                e.g. ``{"flip": True, "rotate90": True, "elastic": True}`` for data without an "up".
     crop_size:  None or int / (h, w): a random crop per sample (then H, W of the batch = crop_size); the
                 centre crop when not training.
     repeat:     True -> endless (use ``steps_per_epoch`` in ``fit``); every pass is the next epoch.

@@ -130,6 +130,9 @@ def make_loader(
     epoch: the epoch of the first pass; each further pass adds one (or call ``loader.set_epoch``).
     training: True -> random crops; False -> validation: centre crops (the same batches every pass) and no
         augmentation. None (default) -> ``shuffle``, so ``shuffle=False`` gives deterministic crops.
+    augment: False; True: random left-right flips only (``data.DEFAULT_AUGMENT``, safe for scenes with an
+        "up"), or with ``info=`` the data set's own flips/turns; or a dict of ``augment_pair`` options, e.g.
+        ``{"flip": True, "rotate90": True, "elastic": True}`` for data without an "up" (microscopy, shapes).
     info: a ``course_utils.datasets.DatasetInfo``; with ``augment=True`` its flips/turns are used.
     """
     if batch_size < 1:
