@@ -230,6 +230,8 @@ def _epoch(order="right", train_mode=True, reduce="mean"):
             return sum(losses)
         if reduce == "tensor":
             return loss
+        if reduce == "last":
+            return losses[-1]
         return sum(losses) / len(losses)
 
     return train_one_epoch
@@ -243,6 +245,7 @@ def _epoch(order="right", train_mode=True, reduce="mean"):
         (_epoch(order="no_step"), r"optimizer.step\(\) ran 0 times"),
         (_epoch(train_mode=False), r"model.train\(\)"),
         (_epoch(reduce="sum"), "not the sum"),
+        (_epoch(reduce="last"), "that is the LAST batch's loss"),
         (_epoch(reduce="tensor"), "still holds the graph"),
     ],
 )
@@ -289,7 +292,11 @@ def k_unet(concat_axis=-1, skips=True, head=None, padding="same"):
         for level in range(depth, 0, -1):
             filters = base_filters * 2 ** (level - 1)
             x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
-            if skips:
+            if skips == "add":
+                x = layers.Add()([x, saved[level - 1]])
+            elif skips == "reversed":  # the shallowest skip meets the deepest decoder level
+                x = layers.Concatenate(axis=concat_axis)([x, saved[depth - level]])
+            elif skips:
                 x = layers.Concatenate(axis=concat_axis)([x, saved[level - 1]])
             x = block(x, filters, f"dec{level}")
         outputs = layers.Conv2D(num_classes, 1)(x)
@@ -304,6 +311,8 @@ def k_unet(concat_axis=-1, skips=True, head=None, padding="same"):
 
 KERAS_UNET_MISTAKES = [
     (dict(skips=False), "has no skip connections"),
+    (dict(skips="add"), "adds the skip connections instead of concatenating them.*added, not concatenated"),
+    (dict(skips="reversed"), "the skips are taken in the wrong order"),
     (dict(concat_axis=1), "concatenated along the height axis"),
     (dict(concat_axis=2), "concatenated along the width axis"),
     (dict(head="sigmoid"), "ends with a sigmoid"),
@@ -348,7 +357,7 @@ def t_unet(cat_dim=1, skips=True, head=None, padding=1, channels_last=False):
             for level in range(depth, 0, -1):
                 filters = base_filters * 2 ** (level - 1)
                 self.up.append(nn.ConvTranspose2d(channels, filters, 2, stride=2))
-                self.dec.append(block(2 * filters if skips else filters, filters))
+                self.dec.append(block(2 * filters if skips in (True, "reversed") else filters, filters))
                 channels = filters
             self.head = nn.Conv2d(channels, num_classes, 1)
 
@@ -359,9 +368,11 @@ def t_unet(cat_dim=1, skips=True, head=None, padding=1, channels_last=False):
                 saved.append(x)
                 x = nn.functional.max_pool2d(x, 2)
             x = self.bottleneck(x)
-            for up, dec, skip in zip(self.up, self.dec, reversed(saved)):
+            for up, dec, skip in zip(self.up, self.dec, saved if skips == "reversed" else reversed(saved)):
                 x = up(x)
-                if skips:
+                if skips == "add":
+                    x = x + skip
+                elif skips:
                     x = torch.cat([x, skip], dim=cat_dim)
                 x = dec(x)
             y = self.head(x)
@@ -376,6 +387,8 @@ def t_unet(cat_dim=1, skips=True, head=None, padding=1, channels_last=False):
 
 TORCH_UNET_MISTAKES = [
     (dict(skips=False), "has no skip connections"),
+    (dict(skips="add"), "adds the skip connections instead of concatenating them.*added, not concatenated"),
+    (dict(skips="reversed"), "the skips are taken in the wrong order"),
     (dict(cat_dim=2), "concatenate the skip along dim=1"),
     (dict(cat_dim=3), "concatenate the skip along dim=1"),
     (dict(cat_dim=0), "concatenate the skip along dim=1"),
@@ -442,3 +455,14 @@ def test_not_written_names_the_students_function(torch_parts, keras_parts):
                             (checks.check_torch_train_one_epoch, my_epoch, "my_epoch")):
         with pytest.raises(CheckFailed, match=f"^{name} is not written yet"):
             check(fn)
+
+
+def test_beats_baseline_check(capsys):
+    checks.check_beats_baseline(0.71, 0.345)
+    assert "membrane Dice 0.710, above the 'all membrane' baseline 0.345" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="not above the 'all membrane' baseline 0.345"):
+        checks.check_beats_baseline(0.30, 0.345)
+    with pytest.raises(CheckFailed, match="not a score in"):
+        checks.check_beats_baseline(3.5, 0.345)
+    with pytest.raises(CheckFailed, match="must be one number"):
+        checks.check_beats_baseline([0.9, 0.7], 0.345)

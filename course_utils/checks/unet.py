@@ -25,6 +25,7 @@ __all__ = [
     "check_torch_unet",
     "check_torch_train_one_epoch",
     "check_train_one_epoch",
+    "check_beats_baseline",
 ]
 
 _FRAMEWORKS = ("keras", "torch")
@@ -108,12 +109,64 @@ def _error_hint(error: Exception, framework: str) -> str:
     """A hint for errors the typical U-Net mistakes raise while the model is built or run."""
     text = str(error)
     if "Concatenate" in text or "matching shapes" in text or "Sizes of tensors must match" in text:
+        sizes = _mismatched_sizes(text)
+        ratio = max(sizes) // min(sizes) if sizes and min(sizes) > 0 and max(sizes) % min(sizes) == 0 else 0
+        if ratio >= 2 and ratio & (ratio - 1) == 0:  # a power of 2: whole levels apart, not lost borders
+            return (f" - the upsampled map and the skip it is joined with have sizes {min(sizes)} and {max(sizes)} "
+                    "(a factor of 2 per level): the skips are taken in the wrong order. The deepest decoder level "
+                    "takes the LAST encoder output: go through the skips in reverse (reversed(skips) / skips.pop())")
         return (" - the upsampled map and its skip connection differ in size: use padding='same' (padding=1) in "
                 "every 3x3 conv so each level keeps its size, and concatenate on the channel axis")
     if "channels" in text and framework == "torch":
         return (" - a conv got the wrong number of channels: concatenate the skip along dim=1 (channels; dim 0 is "
                 "the batch, 2 and 3 are height and width), and give the decoder's first conv 2*f input channels")
     return ""
+
+
+def _mismatched_sizes(text: str) -> tuple[int, int] | None:
+    """The two spatial sizes a failed concatenation reports (Keras or PyTorch message), or None."""
+    import re
+
+    match = re.search(r"Expected size (\d+) but got size (\d+)", text)
+    if match:
+        return int(match.group(1)), int(match.group(2))
+    shapes = re.findall(r"\(None, (\d+), (\d+), \d+\)", text)
+    if len(shapes) >= 2:
+        (h1, w1), (h2, w2) = shapes[:2]
+        pairs = [(int(a), int(b)) for a, b in ((h1, h2), (w1, w2)) if a != b]
+        return pairs[0] if pairs else None
+    return None
+
+
+def _keras_adds_skips(model) -> bool:
+    """True when a Keras model joins maps with Add and never concatenates (skips added, not concatenated)."""
+    names = [type(op).__name__ for op in getattr(model, "operations", getattr(model, "layers", []))]
+    return "Add" in names and "Concatenate" not in names
+
+
+def _torch_adds_skips(model, x) -> bool:
+    """True when a torch model's forward adds two same-shape 4-D maps and never calls torch.cat."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    seen = {"cat": False, "add": False}
+
+    class Spy(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = getattr(func, "__name__", "")
+            if name in ("cat", "concat", "concatenate", "stack"):
+                seen["cat"] = True
+            if name in ("add", "__add__", "__radd__", "__iadd__", "add_") and len(args) >= 2 and all(
+                    torch.is_tensor(a) and a.ndim == 4 for a in args[:2]) and args[0].shape == args[1].shape:
+                seen["add"] = True
+            return func(*args, **(kwargs or {}))
+
+    try:
+        with torch.no_grad(), Spy():
+            model(x)
+    except Exception:  # noqa: BLE001 - no diagnosis then
+        return False
+    return seen["add"] and not seen["cat"]
 
 
 def _keras_shifted(model, x, num_classes):
@@ -268,6 +321,11 @@ def check_keras_unet(build_unet) -> None:
             fail(f"{described} {head}.")
         got = _keras_count(model)
         expected = _keras_count(reference(input_shape=(height, width, channels), **config))
+        if got == expected - _skip_params(base_filters, depth) and _keras_adds_skips(model):
+            fail(f"{described} adds the skip connections instead of concatenating them (x + skip keeps f channels, "
+                 f"so the decoder's convs have {expected - got:,} fewer parameters than the course's U-Net): use "
+                 "layers.Concatenate(axis=-1)([upsampled, skip]) so the decoder sees both maps side by side, "
+                 "2f channels; skips added, not concatenated, mix the encoder's detail into the upsampled features.")
         if got == expected - _skip_params(base_filters, depth):
             fail(f"{described} has no skip connections ({got:,} parameters, {expected - got:,} fewer than the "
                  "course's U-Net): concatenate each decoder level's upsampled map with the encoder map of the same "
@@ -367,6 +425,11 @@ def check_torch_unet(unet_class) -> None:
         if head:
             fail(f"{described} {head}.")
         got, expected = _torch_count(model), _torch_count(reference(**config))
+        if got == expected - _skip_params(base_filters, depth) and _torch_adds_skips(model, x):
+            fail(f"{described} adds the skip connections instead of concatenating them (x + skip keeps f channels, "
+                 f"so the decoder's convs have {expected - got:,} fewer parameters than the course's U-Net): use "
+                 "torch.cat([upsampled, skip], dim=1) and give the decoder block 2*f input channels; skips added, "
+                 "not concatenated, mix the encoder's detail into the upsampled features.")
         if got == expected - _skip_params(base_filters, depth):
             fail(f"{described} has no skip connections ({got:,} parameters, {expected - got:,} fewer than the "
                  "course's U-Net): torch.cat each decoder level's upsampled map with the encoder map of the same "
@@ -381,7 +444,8 @@ def check_torch_train_one_epoch(train_one_epoch) -> None:
     """Check ``train_one_epoch(model, loader, loss_fn, optimizer, device)`` -> mean loss (float).
 
     On a tiny model and a real ``DataLoader`` (so ``len(loader)`` and ``len(loader.dataset)`` both work;
-    the mean over batches and the sample-weighted mean agree, all batches being equal in size): the model ends in training mode,
+    the mean over batches and the sample-weighted mean agree, all batches being equal in size; the batches
+    differ, so the last batch's loss is not the mean): the model ends in training mode,
     gradients are reset every batch (with ``optimizer.zero_grad()``), the
     optimizer steps, parameters change, the returned value is the mean batch
     loss, and the loss falls over a few epochs.
@@ -416,11 +480,16 @@ def check_torch_train_one_epoch(train_one_epoch) -> None:
     model = tiny_model()
     model.eval()  # a correct epoch switches to training mode itself
     optimizer = SpySGD(model.parameters(), lr=0.0)
-    # a real DataLoader (len(loader) batches, len(loader.dataset) samples): three equal batches
-    repeated = TensorDataset(images.repeat(3, 1, 1, 1), masks.repeat(3, 1, 1))
+    # a real DataLoader (len(loader) batches, len(loader.dataset) samples): batches A, B, A. The first and the
+    # third are equal (their gradients must be too), and the mean loss differs from the last batch's loss.
+    other_images = torch.rand(4, 1, 8, 8, generator=generator)
+    other_masks = (other_images[:, 0] > 0.3).long()
+    repeated = TensorDataset(torch.cat([images, other_images, images]), torch.cat([masks, other_masks, masks]))
     loader = DataLoader(repeated, batch_size=len(images), shuffle=False)
     with torch.no_grad():
-        expected_loss = float(loss_fn(model(images), masks))
+        batch_losses = [float(loss_fn(model(images), masks)), float(loss_fn(model(other_images), other_masks))]
+        batch_losses.append(batch_losses[0])
+    expected_loss = sum(batch_losses) / len(batch_losses)
     result = _call("train_one_epoch(model, loader, loss_fn, optimizer, device)", train_one_epoch, model, loader, loss_fn, optimizer, device)
     if not model.training:
         fail("after train_one_epoch the model is in eval mode: call model.train() at the start of the epoch, never "
@@ -433,7 +502,7 @@ def check_torch_train_one_epoch(train_one_epoch) -> None:
     last = optimizer.seen[-1]
     if any(g is None for g in last) or not all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(first, last)):
         ratio = float(last[0].abs().sum() / first[0].abs().sum()) if last[0] is not None else float("nan")
-        fail(f"the gradient of the third batch is {ratio:.1f}x that of the first although the batches are equal, so gradients accumulate: call optimizer.zero_grad() at the start of every batch.")
+        fail(f"the gradient of the third batch is {ratio:.1f}x that of the first although the two batches are equal, so gradients accumulate: call optimizer.zero_grad() at the start of every batch.")
     if torch.is_tensor(result):
         if result.numel() != 1:
             fail(f"train_one_epoch returned a tensor of shape {tuple(result.shape)}: return the mean loss as a Python float (loss.item() accumulated over batches).")
@@ -443,12 +512,16 @@ def check_torch_train_one_epoch(train_one_epoch) -> None:
     if not isinstance(result, (int, float)) or isinstance(result, bool):
         fail(f"train_one_epoch returned {type(result).__name__}: return the mean training loss of the epoch as a float.")
     if not math.isclose(result, expected_loss, rel_tol=1e-3, abs_tol=1e-5):
-        hint = (
-            "return the mean over batches, not the sum"
-            if math.isclose(result, len(loader) * expected_loss, rel_tol=1e-3)
-            else "return the mean of the batch losses (sum of loss.item() divided by the number of batches)"
-        )
-        fail(f"train_one_epoch returned {result:.4f} but the loss of every batch was {expected_loss:.4f}: {hint}.")
+        if math.isclose(result, len(loader) * expected_loss, rel_tol=1e-3):
+            hint = "return the mean over batches, not the sum"
+        elif math.isclose(result, batch_losses[-1], rel_tol=1e-3, abs_tol=1e-5):
+            hint = ("that is the LAST batch's loss: collect loss.item() of every batch (losses.append(...) inside "
+                    "the loop) and return their mean")
+        else:
+            hint = "return the mean of the batch losses (sum of loss.item() divided by the number of batches)"
+        fail(f"train_one_epoch returned {result:.4f} but the three batches' losses were "
+             f"{', '.join(f'{v:.4f}' for v in batch_losses)} (mean {expected_loss:.4f}; the learning rate was 0): "
+             f"{hint}.")
 
     # 2) a real learning rate: parameters change and the loss falls over a few epochs.
     model = tiny_model()
@@ -461,3 +534,24 @@ def check_torch_train_one_epoch(train_one_epoch) -> None:
     if not losses[-1] < losses[0]:
         fail(f"the loss did not fall over 5 epochs ({losses[0]:.4f} -> {losses[-1]:.4f}): check the order zero_grad, forward, loss, backward, step.")
     passed(f"train_one_epoch: train mode, zero_grad per batch, one step per batch, mean loss returned, loss falls ({losses[0]:.3f} -> {losses[-1]:.3f}).")
+
+
+@check
+def check_beats_baseline(score, baseline, what: str = "membrane Dice", baseline_name: str = "all membrane") -> None:
+    """Check that a trained model's ``score`` (a float in [0, 1], higher is better) beats a trivial baseline's.
+
+    Used after the training runs of lectures 03/04: ``checks.check_beats_baseline(dice, all_membrane)``.
+    """
+    try:
+        value, floor = float(score), float(baseline)
+    except (TypeError, ValueError):
+        fail(f"the {what} must be one number, got {type(score).__name__}: take the class's entry, e.g. "
+             "metrics.dice_per_class(...)[1].")
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        fail(f"the {what} is {value}, not a score in [0, 1]: compare integer masks of class indices (the argmax of "
+             "the logits), not logits or probabilities.")
+    if value <= floor:
+        fail(f"your model's {what} {value:.3f} is not above the '{baseline_name}' baseline {floor:.3f}: it has "
+             "learned less than a constant guess. Check that train_one_epoch's loss falls from epoch to epoch and "
+             "that the predictions are class indices (argmax over the class axis).")
+    passed(f"{what} {value:.3f}, above the '{baseline_name}' baseline {floor:.3f}.")
