@@ -1,46 +1,87 @@
-"""The lecture-08 checks: right answers pass, wrong ones get a specific message."""
+"""The lecture-08 checks: right answers pass, thoughtless ones fail with a specific message, and grading sees both."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
 from course_utils import dynamics as dyn
-from course_utils.checks import CheckFailed, check_learning_rate_fix, check_direction, check_rare_class_weights
-from course_utils.checks.dynamics import outcome
+from course_utils.checks import (CheckFailed, NotWrittenYet, check_direction, check_learning_rate_fix,
+                                 check_rare_class_repair, check_rare_class_weights, record_prediction)
+from course_utils.checks._common import LOG_ENV
+from course_utils.checks.dynamics import RecordedPrediction, outcome, tolerance_from_seeds
+
+WHY = {"up": "it went up because ...", "same": "it stayed because ...", "down": "it fell because ..."}
 
 
-def test_outcome_uses_the_spread():
+def test_outcome_uses_the_tolerance():
     assert outcome(0.5, 0.6, 0.05) == "up"
     assert outcome(0.5, 0.4, 0.05) == "down"
     assert outcome(0.5, 0.53, 0.05) == "same"
-    assert outcome(0.5, float("nan"), 0.05) == "down"
+    assert outcome(0.5, float("nan"), 0.05) == "down"  # a diverged run
 
 
-def test_check_direction_right_and_wrong(capsys):
-    assert check_direction("down", 0.5, 0.2, 0.05, why="The rate was too large.") is True
-    assert "right" in capsys.readouterr().out
-    assert check_direction(" UP ", 0.5, 0.2, 0.05) is False  # a wrong guess is reported, not an error
-    out = capsys.readouterr().out
-    assert "differs from the run" in out and "measured 'down'" in out
+def test_tolerance_sits_above_the_seed_noise_of_the_difference():
+    before = [0.40, 0.50, 0.30, 0.45, 0.35]
+    after = [b + d for b, d in zip(before, (0.01, -0.03, 0.02, 0.00, -0.01))]
+    sd = np.std(np.subtract(after, before), ddof=1)  # 0.0192: the between-seed spread (0.08) cancels
+    assert tolerance_from_seeds(before, after) == pytest.approx(np.ceil(2 * sd * 100) / 100)  # 0.04
+    assert tolerance_from_seeds(before, before) == 0.02  # the floor
+    with pytest.raises(ValueError, match="at least 3"):
+        tolerance_from_seeds([0.1, 0.2], [0.2, 0.3])
 
 
-@pytest.mark.parametrize("bad, message", [
-    (None, "still empty"), (..., "still empty"), ("better", "not a prediction I can compare"), (1, "one of"),
-])
-def test_check_direction_rejects_missing_or_malformed(bad, message):
-    with pytest.raises(CheckFailed, match=message):
-        check_direction(bad, 0.5, 0.4, 0.05)
+def test_record_refuses_an_empty_prediction_before_the_run():
+    with pytest.raises(NotWrittenYet, match="PREDICTION_LR is still empty.*does not run before you have predicted"):
+        record_prediction(None, name="PREDICTION_LR")
+    with pytest.raises(CheckFailed, match="not a prediction I can compare"):
+        record_prediction("better", name="PREDICTION_LR")
+    assert record_prediction(" Down ", name="P") == RecordedPrediction("P", "down")
 
 
-def test_check_direction_rejects_bad_numbers():
+def test_the_check_uses_the_value_recorded_before_the_run(capsys):
+    recorded = record_prediction("down", name="PREDICTION_LR")
+    PREDICTION_LR = "same"  # noqa: F841 - changed after the run: it does not count
+    check_direction(recorded, 0.5, 0.2, 0.05, WHY, name="PREDICTION_LR")
+    assert "you predicted 'down'" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="must be recorded before the run"):
+        check_direction("down", 0.5, 0.2, 0.05, WHY, name="PREDICTION_LR")  # a raw string, not recorded
+
+
+def test_a_wrong_prediction_fails_and_explains_the_measured_outcome(tmp_path, monkeypatch):
+    log = tmp_path / "checks.jsonl"
+    monkeypatch.setenv(LOG_ENV, str(log))
+    with pytest.raises(CheckFailed, match=r"you predicted 'up', but .* measured 'down'. Why: it fell because"):
+        check_direction(record_prediction("up", "P"), 0.5, 0.2, 0.05, WHY, name="P")
+    with pytest.raises(CheckFailed, match="measured 'same'. Why: it stayed because"):
+        check_direction(record_prediction("down", "P"), 0.5, 0.47, 0.05, WHY, name="P")
+    check_direction(record_prediction("same", "P"), 0.5, 0.47, 0.05, WHY, name="P")
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["check"], r["target"], r["status"]) for r in records] == [
+        ("check_direction", "P", "failed"), ("check_direction", "P", "failed"), ("check_direction", "P", "passed")]
+
+
+def test_a_diverged_run_counts_as_down(capsys):
+    check_direction(record_prediction("down", "P"), 0.5, float("nan"), 0.05, WHY, name="P")
+    assert "the run diverged" in capsys.readouterr().out
+
+
+def test_check_direction_rejects_bad_input():
+    recorded = record_prediction("up", "P")
     with pytest.raises(CheckFailed, match="must be numbers"):
-        check_direction("up", "a", 0.4, 0.05)
+        check_direction(recorded, "a", 0.4, 0.05, WHY)
     with pytest.raises(CheckFailed, match="must be finite"):
-        check_direction("up", float("nan"), 0.4, 0.05)
+        check_direction(recorded, float("nan"), 0.4, 0.05, WHY)
+    with pytest.raises(CheckFailed, match="one sentence for each outcome"):
+        check_direction(recorded, 0.5, 0.4, 0.05, {"up": "fixed text"})
+    with pytest.raises(NotWrittenYet, match="still empty"):
+        check_direction(None, 0.5, 0.4, 0.05, WHY, name="P")
 
 
 def _range_test(curvature=4.0):
+    """A quadratic bowl under gradient descent: the loss falls, then (rate > 2 / curvature) explodes."""
     rates = dyn.range_test_rates(1e-4, 10.0, 120)
     w, losses = np.ones(20), []
     for lr in rates:
@@ -49,45 +90,81 @@ def _range_test(curvature=4.0):
     return rates, np.array(losses)
 
 
-def test_learning_rate_fix_messages(capsys):
+def test_learning_rate_fix_passes_the_suggestion_with_a_good_run(capsys):
     rates, losses = _range_test()
     suggestion = dyn.suggest_learning_rate(rates, losses)
-    check_learning_rate_fix(suggestion, rates, losses, history_loss=[1.0, 0.5, 0.3])
-    assert "good region" in capsys.readouterr().out
-    with pytest.raises(CheckFailed, match="at or past the range test's minimum"):
-        check_learning_rate_fix(5.0, rates, losses)
+    check_learning_rate_fix(suggestion, rates, losses, history_loss=[1.0, 0.5, 0.3],
+                            per_class_dice=[0.95, 0.6, 0.5, 0.1], background_dice=0.24)
+    assert "segments more than the background" in capsys.readouterr().out
+
+
+def test_the_raw_minimum_of_the_range_test_fails():
+    rates, losses = _range_test()
+    raw_minimum = float(rates[int(np.argmin(losses))])
+    with pytest.raises(CheckFailed, match="at or near the range test's minimum"):
+        check_learning_rate_fix(raw_minimum, rates, losses)
+    with pytest.raises(CheckFailed, match="at or near the range test's minimum"):
+        check_learning_rate_fix(raw_minimum / 2, rates, losses)  # within a factor 3 below it
+
+
+def test_learning_rate_fix_fails_each_bad_run():
+    rates, losses = _range_test()
+    suggestion = dyn.suggest_learning_rate(rates, losses)
     with pytest.raises(CheckFailed, match="too slow, not unstable"):
         check_learning_rate_fix(suggestion / 1000, rates, losses)
-    with pytest.raises(CheckFailed, match="non-finite loss"):
-        check_learning_rate_fix(suggestion, rates, losses, history_loss=[1.0, float("nan")])
+    with pytest.raises(CheckFailed, match="diverged"):
+        check_learning_rate_fix(suggestion, rates, losses, history_loss=[1.0, float("inf")])
+    with pytest.raises(CheckFailed, match="diverged"):
+        check_learning_rate_fix(suggestion, rates, losses, diverged=True)
     with pytest.raises(CheckFailed, match="did not fall"):
         check_learning_rate_fix(suggestion, rates, losses, history_loss=[1.0, 1.2])
-    with pytest.raises(CheckFailed, match="background only"):
-        check_learning_rate_fix(suggestion, rates, losses, history_loss=[1.0, 0.5], per_class_dice=[0.9, 0.0, 0.0, 0.0])
-    check_learning_rate_fix(suggestion, rates, losses, history_loss=[1.0, 0.5], per_class_dice=[0.9, 0.3, 0.0, 0.0])
-    assert "more than the background" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="hardly above predicting the background"):  # background only
+        check_learning_rate_fix(suggestion, rates, losses, history_loss=[1.0, 0.5],
+                                per_class_dice=[0.95, 0.0, 0.0, 0.0], background_dice=0.2375)
     with pytest.raises(CheckFailed, match="positive number"):
         check_learning_rate_fix(-1e-3, rates, losses)
     with pytest.raises(CheckFailed, match="the range test's two lists"):
         check_learning_rate_fix(1e-3, rates[:3], losses)
 
 
-def test_rare_class_weights_messages(capsys):
-    freq = [0.88, 0.05, 0.065, 0.005]
-    check_rare_class_weights([0.3, 5.0, 4.0, 50.0], freq, rare_class=3)
-    assert "no longer ignore it" in capsys.readouterr().out
-    with pytest.raises(CheckFailed, match=r"class 3 \(the rare class, 0.5% of the pixels\) still weighs less"):
-        check_rare_class_weights([1.0, 1.0, 1.0, 0.02], freq, rare_class=3)
-    with pytest.raises(CheckFailed, match="a weight of 0 removes the class"):
-        check_rare_class_weights([1.0, 1.0, 1.0, 0.0], freq, rare_class=3)
-    with pytest.raises(CheckFailed, match="4 classes, got 3 weights"):
-        check_rare_class_weights([1.0, 1.0, 1.0], freq, rare_class=3)
-    with pytest.raises(CheckFailed, match="a list of numbers"):
-        check_rare_class_weights(["a", "b", "c", "d"], freq, rare_class=3)
+def test_a_range_test_that_ends_in_inf_is_read_before_the_inf():
+    rates, losses = _range_test()
+    losses = losses.copy()
+    stop = int(np.argmin(losses)) + 3
+    losses[stop:] = np.inf
+    suggestion = dyn.suggest_learning_rate(rates[:stop], losses[:stop])
+    check_learning_rate_fix(suggestion, rates, losses)
 
 
-def test_an_empty_prediction_counts_as_not_attempted():
-    from course_utils.checks import NotWrittenYet
+FREQ = [0.88, 0.05, 0.065, 0.005]
 
-    with pytest.raises(NotWrittenYet, match="PREDICTION_LR is still empty"):
-        check_direction(None, 0.5, 0.4, 0.05, name="PREDICTION_LR")
+
+def test_rare_class_weights_pass_inverse_frequency(capsys):
+    check_rare_class_weights([1 / (4 * f) for f in FREQ], FREQ, rare_class=3)
+    assert "25.0% of the weighted loss" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("weights, message", [
+    ([1.0, 1.0, 1.0, 1.0], "leaves it at about its share of the pixels"),  # all ones: plain CE
+    ([2.0, 2.0, 2.0, 2.0], "leaves it at about its share of the pixels"),  # every class alike
+    ([1.0, 1.0, 1.0, 1.5], "leaves it at about its share of the pixels"),  # a token rise
+    ([1.0, 1.0, 1.0, 0.01], "lighter than the common classes, so it drowns"),  # the broken weights
+    ([1.0, 1.0, 1.0, 0.0], "a weight of 0 removes the class"),
+    ([1.0, 1.0, 1.0], "4 classes, got 3 weights"),
+    (["a", "b", "c", "d"], "a list of numbers"),
+])
+def test_thoughtless_weights_fail(weights, message):
+    with pytest.raises(CheckFailed, match=message):
+        check_rare_class_weights(weights, FREQ, rare_class=3)
+
+
+def test_the_repair_is_checked_on_the_repaired_runs_result(capsys):
+    good = [1 / (4 * f) for f in FREQ]
+    check_rare_class_repair(good, FREQ, 3, rare_dice_before=0.0, rare_dice_after=0.31, tolerance=0.1)
+    assert "its Dice rose from 0.000 to 0.310" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="not a rise beyond the seed noise"):  # good weights, no effect on the run
+        check_rare_class_repair(good, FREQ, 3, rare_dice_before=0.0, rare_dice_after=0.05, tolerance=0.1)
+    with pytest.raises(CheckFailed, match="not a rise beyond the seed noise"):  # a diverged repaired run
+        check_rare_class_repair(good, FREQ, 3, rare_dice_before=0.0, rare_dice_after=float("nan"), tolerance=0.1)
+    with pytest.raises(CheckFailed, match="about its share of the pixels"):  # all ones fail before the run is read
+        check_rare_class_repair([1.0] * 4, FREQ, 3, rare_dice_before=0.0, rare_dice_after=0.5, tolerance=0.1)
