@@ -173,3 +173,107 @@ def test_iou_dice_check_explains_wrong_ones(iou_fn, dice_fn, message):
     with pytest.raises(CheckFailed, match=message) as info:
         checks.check_iou_dice_from_confusion(iou_fn, dice_fn)
     assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------- the mistakes the held-out catalogue found
+def cm_fancy_index(y_true, y_pred, num_classes, ignore_index=None):
+    t, p = np.ravel(y_true), np.ravel(y_pred)
+    if ignore_index is not None:
+        keep = t != ignore_index
+        t, p = t[keep], p[keep]
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    cm[t, p] += 1  # repeats dropped
+    return cm
+
+
+def cm_bincount_no_minlength(y_true, y_pred, num_classes, ignore_index=None):
+    t, p = np.ravel(y_true), np.ravel(y_pred)
+    if ignore_index is not None:
+        keep = t != ignore_index
+        t, p = t[keep], p[keep]
+    return np.bincount(t * num_classes + p).reshape(num_classes, num_classes)  # student's own reshape error
+
+
+def cm_void_kept(y_true, y_pred, num_classes, ignore_index=None):
+    t, p = np.ravel(y_true), np.ravel(y_pred)
+    return np.bincount(t * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (cm_fancy_index, r"np.add.at\(cm, \(t, p\), 1\)"),
+    (cm_bincount_no_minlength, "pass minlength=num_classes \\* num_classes"),
+    (cm_void_kept, "the void label 255 was counted as a class"),
+])
+def test_confusion_matrix_mistakes_are_named_not_the_students_reshape_error(wrong, message):
+    with pytest.raises(CheckFailed, match=message) as info:
+        checks.check_confusion_matrix(wrong)
+    assert "cm[true, pred] += 1" not in str(info.value)
+
+
+# ---------------------------------------------------------------- exercise 3: the all-cell baseline
+def _baseline(masks, **change):
+    cm = M.confusion_matrix(masks, np.zeros_like(masks), 2)
+    values = dict(cm=cm, accuracy=np.trace(cm) / cm.sum(), iou=M.iou_from_confusion(cm), dice=M.dice_from_confusion(cm))
+    values.update(change)
+    return values
+
+
+MASKS = (np.random.default_rng(0).random((3, 16, 16)) < 0.22).astype(np.int64)
+
+
+def test_all_cell_baseline_passes(capsys):
+    checks.check_all_cell_baseline(masks=MASKS, **_baseline(MASKS))
+    assert "pixel accuracy, and not a single membrane pixel found" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(cm=M.confusion_matrix(np.zeros_like(MASKS), MASKS, 2)), "rows and columns swapped"),
+    (dict(cm=M.confusion_matrix(MASKS, np.ones_like(MASKS), 2)), "all-MEMBRANE prediction"),
+    (dict(cm=M.confusion_matrix(MASKS[:1], np.zeros_like(MASKS[:1]), 2)), "over all the slices"),
+    (dict(accuracy=100 * M.pixel_accuracy(MASKS, np.zeros_like(MASKS))), "a percentage"),
+    (dict(accuracy=1 - M.pixel_accuracy(MASKS, np.zeros_like(MASKS))), "fraction of WRONG pixels"),
+    (dict(accuracy=0.5), "balanced accuracy"),
+    (dict(iou=M.dice_from_confusion(M.confusion_matrix(MASKS, np.zeros_like(MASKS), 2))), "iou holds the Dice"),
+    (dict(dice=M.iou_from_confusion(M.confusion_matrix(MASKS, np.zeros_like(MASKS), 2))), "dice holds the IOU"),
+    (dict(dice=0.4), "one score per class"),
+])
+def test_all_cell_baseline_mistakes_are_named(change, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_all_cell_baseline(masks=MASKS, **_baseline(MASKS, **change))
+
+
+# ---------------------------------------------------------------- the boundary band
+def band_right(mask):
+    from scipy import ndimage
+
+    return mask & ~ndimage.binary_erosion(mask, np.ones((3, 3), bool), border_value=1)
+
+
+def test_boundary_mask_passes(capsys):
+    checks.check_boundary_mask(band_right)
+    checks.check_boundary_mask(lambda m: M.boundary_mask(m, 1))
+    assert capsys.readouterr().out.count("\N{HEAVY CHECK MARK}") == 2
+
+
+@pytest.mark.parametrize("wrong, message", [
+    ("border", "counts the image border as an edge"),
+    ("cross", "uses 4 neighbours"),
+    ("outside", "just OUTSIDE the object"),
+    ("both", "both sides of the edge"),
+    ("interior", "returns the interior"),
+    ("wide", "2 pixels wide"),
+])
+def test_boundary_mask_mistakes_are_named(wrong, message):
+    from scipy import ndimage
+
+    full, cross = np.ones((3, 3), bool), ndimage.generate_binary_structure(2, 1)
+    variants = {
+        "border": lambda m: m & ~ndimage.binary_erosion(m, full),
+        "cross": lambda m: m & ~ndimage.binary_erosion(m, cross, border_value=1),
+        "outside": lambda m: ndimage.binary_dilation(m, full) & ~m,
+        "both": lambda m: ndimage.binary_dilation(m, full) & ~ndimage.binary_erosion(m, full, border_value=1),
+        "interior": lambda m: ndimage.binary_erosion(m, full, border_value=1),
+        "wide": lambda m: m & ~ndimage.binary_erosion(m, full, iterations=2, border_value=1),
+    }
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_boundary_mask(variants[wrong])

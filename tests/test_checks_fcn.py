@@ -29,7 +29,7 @@ def test_reference_passes(capsys):
 
 
 # ------------------------------------------------------------------ wrong Keras versions
-def keras_aspp(dilate=True, pool=True, bias=False, same=True, equal=False):
+def keras_aspp(dilate=True, pool=True, bias=False, same=True, equal=False, upsample=True):
     def build(filters, atrous_rates, name="aspp"):
         def apply(x):
             def cbr(y, k, d, n):
@@ -41,7 +41,7 @@ def keras_aspp(dilate=True, pool=True, bias=False, same=True, equal=False):
             branches += [cbr(x, 3, (max(atrous_rates) if equal else r) if dilate else 1, f"{name}_a{i}") for i, r in enumerate(atrous_rates)]
             if pool:
                 p = cbr(layers.GlobalAveragePooling2D(keepdims=True)(x), 1, 1, f"{name}_ip")
-                branches.append(BroadcastLike()([p, x]))
+                branches.append(BroadcastLike()([p, x]) if upsample else p)
             return cbr(layers.Concatenate()(branches), 1, 1, f"{name}_proj")
         return apply
     return build
@@ -52,7 +52,8 @@ def keras_aspp(dilate=True, pool=True, bias=False, same=True, equal=False):
     (dict(equal=True), "all equal"),
     (dict(pool=False), "concatenated channels"),
     (dict(bias=True), "parameters"),
-    (dict(same=False), "shape"),
+    (dict(same=False), "could not concatenate its branches: the branches have different sizes .*padding='same'"),
+    (dict(upsample=False), "upsample the pooled branch back to the feature size"),
 ])
 def test_wrong_keras_versions_fail(kwargs, message):
     keras_aspp()  # the correct variant of the helper passes:
@@ -117,6 +118,13 @@ class NoPadding(TorchASPP):
             setattr(self, f"atrous{k}", branch)
 
 
+class PoolNotUpsampled(TorchASPP):
+    def forward(self, x):
+        branches = [self.conv1x1(x)] + [getattr(self, f"atrous{i}")(x) for i in range(1, len(self.atrous_rates) + 1)]
+        branches.append(self.image_pool(F.adaptive_avg_pool2d(x, 1)))  # still 1x1
+        return self.project(torch.cat(branches, dim=1))
+
+
 class WrongShape(TorchASPP):
     def forward(self, x):
         return super().forward(x)[..., 1:, :]
@@ -130,6 +138,7 @@ class WrongShape(TorchASPP):
     (WrongShape, "shape"),
     (EqualRates, "all equal"),
     (NoPadding, "padding=dilation"),
+    (PoolNotUpsampled, "upsample the pooled branch back to the feature size"),
 ])
 def test_wrong_torch_versions_fail(cls, message):
     with pytest.raises(CheckFailed, match=message):

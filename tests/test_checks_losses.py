@@ -147,3 +147,77 @@ def test_unwritten_exercise_says_so():
         check_soft_dice(soft_dice_loss_torch, "torch")
     with pytest.raises(CheckFailed, match="not written yet"):
         check_ce_dice(lambda z, t: soft_dice_loss(t, z), "torch")
+
+
+# ----------------------------------------------------------------------------- focal and Tversky (torch)
+from course_utils.checks import check_focal, check_tversky  # noqa: E402
+
+
+def t_focal(logits, target, gamma=2.0, mistake=None):
+    logp = torch.log_softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
+    pt, ce = logp.exp(), -logp
+    factor = {"no_factor": 1.0, "pt": pt ** gamma, "times": (1 - pt) * gamma}.get(mistake, (1 - pt) ** gamma)
+    values = factor * ce if mistake != "no_ce" else (1 - pt) ** gamma
+    return values.sum() if mistake == "sum" else values.mean()
+
+
+def t_tversky(logits, target, alpha=0.3, beta=0.7, smooth=1.0, mistake=None):
+    if mistake == "swapped":
+        alpha, beta = beta, alpha
+    p = torch.softmax(logits, dim=1)
+    g = torch.nn.functional.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).float()
+    dims = (2, 3) if mistake == "per_image" else (0, 2, 3)
+    tp = (p * g).sum(dims)
+    fp, fn = (p * (1 - g)).sum(dims), ((1 - p) * g).sum(dims)
+    index = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
+    if mistake == "no_background":
+        index = index[..., 1:]
+    return index.mean() if mistake == "index" else 1 - index.mean()
+
+
+def test_focal_and_tversky_right_ones_pass(capsys):
+    check_focal(t_focal, "torch")
+    check_tversky(t_tversky, "torch")
+    assert capsys.readouterr().out.count("\N{HEAVY CHECK MARK}") == 2
+
+
+@pytest.mark.parametrize("mistake, message", [
+    (None, None),
+    ("no_factor", "plain cross-entropy"),
+    ("pt", r"weights by p_t\*\*gamma"),
+    ("times", "multiplies by gamma"),
+    ("no_ce", "cross-entropy factor is missing"),
+    ("sum", "sums over the pixels"),
+])
+def test_focal_mistakes_are_named(mistake, message):
+    def focal_loss_torch(logits, target, gamma=2.0):
+        return t_focal(logits, target, gamma, mistake)
+
+    if message is None:
+        check_focal(focal_loss_torch, "torch")
+        return
+    with pytest.raises(CheckFailed, match=message) as info:
+        check_focal(focal_loss_torch, "torch")
+    assert str(info.value).startswith("focal_loss_torch returned")
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("swapped", "alpha and beta are swapped"),
+    ("index", "Tversky index instead of the loss"),
+    ("per_image", "an index per image"),
+    ("no_background", "leaves out the background"),
+])
+def test_tversky_mistakes_are_named(mistake, message):
+    with pytest.raises(CheckFailed, match=message):
+        check_tversky(lambda z, t: t_tversky(z, t, mistake=mistake), "torch")
+    with pytest.raises(CheckFailed, match="add smooth"):
+        check_tversky(lambda z, t: t_tversky(z, t, smooth=0.0), "torch")
+    with pytest.raises(CheckFailed, match="it is the Dice loss"):
+        check_tversky(lambda z, t: t_tversky(z, t, alpha=0.5, beta=0.5), "torch")
+
+
+def test_course_focal_and_tversky_pass_in_keras_too():
+    from course_utils.keras.losses import FocalLoss, TverskyLoss
+
+    check_focal(FocalLoss(gamma=2.0), "keras")
+    check_tversky(TverskyLoss(alpha=0.3, beta=0.7), "keras")

@@ -31,6 +31,25 @@ def _equal_note(dilations) -> str:
     return ""
 
 
+def _join_hint(text: str, framework: str) -> str:
+    """Why the branches could not be concatenated (from the framework's message), or ''."""
+    import re
+
+    if not ("Concatenate" in text or "matching shapes" in text or "Sizes of tensors must match" in text):
+        return ""
+    sizes = [int(v) for v in re.findall(r"Expected size (\d+) but got size (\d+)", text)[0]] if framework == "torch" \
+        and re.search(r"Expected size (\d+) but got size (\d+)", text) else \
+        [int(v) for pair in re.findall(r"\(None, (\d+), (\d+), \d+\)", text) for v in pair]
+    if 1 in sizes and any(v > 1 for v in sizes):
+        how = ("layers.UpSampling2D(size=(H, W)) or keras.ops.broadcast_to/resize"
+               if framework == "keras" else "F.interpolate(pooled, size=x.shape[-2:]) or .expand(-1, -1, H, W)")
+        return (f"the image-pooling branch is still 1x1 when the branches are concatenated: upsample the pooled "
+                f"branch back to the feature size ({how}) before joining it with the others")
+    same = "padding='same'" if framework == "keras" else "padding=dilation (the 'same' padding)"
+    return (f"the branches have different sizes ({', '.join(map(str, sorted(set(sizes))))}): give every 3x3 atrous "
+            f"conv {same} so each branch keeps H and W")
+
+
 def _branches_hint(got: int, expected: int) -> str:
     return (
         f"it has {got} trainable parameters but the course's ASPP of the same configuration has {expected}: "
@@ -52,6 +71,9 @@ def check_keras_aspp(build_fn) -> None:
     except NotImplementedError:
         raise not_written(function_name(build_fn, "ASPP")) from None
     except Exception as error:  # noqa: BLE001
+        hint = _join_hint(str(error), "keras")
+        if hint:
+            fail(f"ASPP({_FILTERS}, {_RATES}, name='aspp')(x) could not concatenate its branches: {hint}.")
         fail(f"ASPP({_FILTERS}, {_RATES}, name='aspp')(x) raised {type(error).__name__}: {error} - "
              "create the layers in __init__ and apply them to x in __call__.")
     shape = tuple(outputs.shape)
@@ -103,9 +125,10 @@ def check_torch_aspp(module_class) -> None:
     except NotImplementedError:
         raise not_written(function_name(module_class, "ASPP")) from None
     except Exception as error:  # noqa: BLE001
-        if "Sizes of tensors must match" in str(error):
-            fail(f"ASPP({_IN}, {_FILTERS}, {_RATES}): torch.cat got branches of different sizes ({str(error)[:100]}): "
-                 "give each 3x3 atrous conv padding=dilation (the 'same' padding) so every branch keeps H and W.")
+        hint = _join_hint(str(error), "torch")
+        if hint:
+            fail(f"ASPP({_IN}, {_FILTERS}, {_RATES}): torch.cat got branches of different sizes "
+                 f"({str(error)[:100]}): {hint}.")
         fail(f"ASPP({_IN}, {_FILTERS}, {_RATES}) on a (2, {_IN}, {_SIZE}, {_SIZE}) input raised "
              f"{type(error).__name__}: {error} - build the branches in __init__ and use them in forward.")
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != (2, _FILTERS, _SIZE, _SIZE):

@@ -19,7 +19,7 @@ import numpy as np
 from .. import losses as ref
 from ._common import check, fail, function_name, not_written, passed
 
-__all__ = ["check_soft_dice", "check_ce_dice"]
+__all__ = ["check_soft_dice", "check_ce_dice", "check_focal", "check_tversky"]
 
 _FRAMEWORKS = ("keras", "torch")
 _ORDER = {"keras": "fn(y_true, logits) with logits (B, H, W, C)", "torch": "fn(logits, target) with logits (B, C, H, W)"}
@@ -199,7 +199,69 @@ def _keras_scalar(out, name):
     return float(arr.reshape(()))
 
 
+def _focal_mistakes(logits, target, gamma=2.0):
+    z = logits.astype(np.float64)
+    logp = np.take_along_axis(ref.log_softmax(z), target[..., None], axis=-1)[..., 0]
+    pt, ce = np.exp(logp), -logp
+    return [
+        (ref.cross_entropy(z, target),
+         "it is the plain cross-entropy: multiply each pixel's CE by the focal factor (1 - p_t)**gamma."),
+        (float(np.mean(pt ** gamma * ce)),
+         "it weights by p_t**gamma: the focal factor is (1 - p_t)**gamma, small for pixels that are already right."),
+        (float(np.mean((1 - pt) * gamma * ce)),
+         "it multiplies by gamma: raise (1 - p_t) to the power gamma, (1 - p_t)**gamma."),
+        (float(np.mean((1 - pt) ** gamma)),
+         "the cross-entropy factor is missing: the loss is (1 - p_t)**gamma * (-log p_t)."),
+        (float(np.sum((1 - pt) ** gamma * ce)),
+         "it sums over the pixels: take the mean over pixels."),
+        (-float(np.mean((1 - pt) ** gamma * ce)), "the sign is wrong: the loss is -(1 - p_t)**gamma log p_t >= 0."),
+        (float(np.mean((1 - ref.softmax(z)) ** gamma * -ref.log_softmax(z) * np.eye(z.shape[-1])[target]) * z.shape[-1]),
+         "it does not pick the true class's probability well: use p_t = softmax(logits)[true class] per pixel."),
+    ]
+
+
+def _tversky_from_probs(p, target, alpha, beta, smooth=1.0, per_image=False, background=True):
+    g = np.eye(p.shape[-1])[target]
+    axes = (1, 2) if per_image else (0, 1, 2)
+    tp, psum, gsum = (p * g).sum(axes), p.sum(axes), g.sum(axes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (tp + smooth) / (tp + alpha * (psum - tp) + beta * (gsum - tp) + smooth)
+    if not background:
+        t = t[..., 1:]
+    return float(1.0 - t.mean())
+
+
+TVERSKY_ALPHA, TVERSKY_BETA = 0.3, 0.7
+
+
+def _tversky_mistakes(logits, target):
+    z = logits.astype(np.float64)
+    p = ref.softmax(z)
+    a, b = TVERSKY_ALPHA, TVERSKY_BETA
+    return [
+        (_tversky_from_probs(p, target, b, a),
+         f"alpha and beta are swapped: alpha ({a}) weighs the false positives sum p (1 - g), beta ({b}) the false "
+         "negatives sum (1 - p) g."),
+        (1.0 - _tversky_from_probs(p, target, a, b), "it returned the Tversky index instead of the loss: return 1 - mean index."),
+        (_tversky_from_probs(p, target, 0.5, 0.5), "it is the Dice loss (alpha = beta = 0.5): use alpha and beta."),
+        (_tversky_from_probs(p, target, a, b, smooth=0.0) if np.isfinite(_tversky_from_probs(p, target, a, b, smooth=0.0))
+         else np.nan, "the smoothing term is missing: add smooth to numerator and denominator."),
+        (_tversky_from_probs(p, target, a, b, per_image=True),
+         "it averages an index per image: sum TP, FP and FN over the whole batch, then divide."),
+        (_tversky_from_probs(p, target, a, b, background=False),
+         "it leaves out the background class: average over all classes."),
+        (_tversky_from_probs(z, target, a, b),
+         "it uses the raw logits as probabilities: apply a softmax over the class axis first."),
+        (_tversky_from_probs(1.0 / (1.0 + np.exp(-z)), target, a, b),
+         "it applies a sigmoid per channel: use a softmax over the class axis for multi-class logits."),
+    ]
+
+
 _FORMULAS = {
+    "focal_loss": "mean over pixels of -(1 - p_t)**gamma * log p_t, p_t the softmax probability of the true class, "
+                  "gamma=2",
+    "tversky_loss": f"1 - mean_c (TP_c + smooth) / (TP_c + alpha FP_c + beta FN_c + smooth), soft counts over the "
+                    f"whole batch, alpha={TVERSKY_ALPHA}, beta={TVERSKY_BETA}, smooth=1",
     "soft_dice_loss": "1 - mean_c (2 sum p_c g_c + smooth) / (sum p_c + sum g_c + smooth) with sums over the whole batch",
     "ce_dice_loss": "mean pixel cross-entropy from the logits + (1 - mean_c soft Dice_c), smooth=1",
 }
@@ -223,7 +285,8 @@ def _run_checks(fn, framework, key, reference, mistakes):
     value, grad = _call(fn, name, framework, logits, target, grad=True)
     if not np.isfinite(value):
         fail(f"{name} returned {value} when a class is absent from the truth and the prediction (0/0): "
-             "add smooth (e.g. 1.0) to both the numerator and the denominator of the Dice.")
+             "add smooth (e.g. 1.0) to both the numerator and the denominator"
+             + (" of the Dice." if "dice" in key else "."))
     if grad is not None and not np.isfinite(grad).all():
         fail(f"{name} gives NaN/inf gradients when a class is absent: add smooth to numerator and denominator.")
     expected = reference(logits, target)
@@ -270,3 +333,33 @@ def check_ce_dice(fn, framework="keras"):
     _run_checks(fn, framework, "ce_dice_loss", lambda z, t: ref.ce_dice_loss(z, t, smooth=1.0), _ce_dice_mistakes)
     passed(f"CE + Dice ({framework}): matches the reference on random batches and a perfect prediction, "
            "stays finite when a class is absent.")
+
+
+@check
+def check_focal(fn, framework="torch"):
+    """Check a focal loss (Lin et al., 2017) with ``gamma=2`` and no class weights: the mean over pixels of
+    ``-(1 - p_t)**gamma log p_t``, ``p_t`` the softmax probability of the true class.
+
+    Args:
+        fn: ``framework="torch"``: ``fn(logits (B, C, H, W), target (B, H, W) int64)``;
+            ``framework="keras"``: ``fn(y_true (B, H, W) int, logits (B, H, W, C))``. Returns a scalar tensor.
+        framework: "keras" or "torch".
+    """
+    _run_checks(fn, framework, "focal_loss", lambda z, t: ref.focal_loss(z, t, gamma=2.0), _focal_mistakes)
+    passed(f"focal loss ({framework}): matches the reference on random batches; easy pixels count less than in CE.")
+
+
+@check
+def check_tversky(fn, framework="torch"):
+    """Check a Tversky loss with ``alpha=0.3`` (false positives), ``beta=0.7`` (false negatives), ``smooth=1``:
+    ``1 - mean_c (TP_c + 1) / (TP_c + 0.3 FP_c + 0.7 FN_c + 1)`` with soft counts over the whole batch.
+
+    Args:
+        fn: as for :func:`check_focal`; its defaults must be alpha=0.3, beta=0.7, smooth=1.
+        framework: "keras" or "torch".
+    """
+    _run_checks(fn, framework, "tversky_loss",
+                lambda z, t: ref.tversky_loss(z, t, alpha=TVERSKY_ALPHA, beta=TVERSKY_BETA, smooth=1.0),
+                _tversky_mistakes)
+    passed(f"Tversky loss ({framework}): matches the reference; false negatives cost more than false positives "
+           f"(beta {TVERSKY_BETA} > alpha {TVERSKY_ALPHA}).")
