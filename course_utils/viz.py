@@ -273,25 +273,32 @@ def overlay(image, mask, num_classes: int | None = None, alpha: float = 0.5, inc
     return np.where((mask != background)[..., None], blend, rgb).astype(np.float32)
 
 
-def error_codes(y_true, y_pred, positive_class: int | None = None, ignore_index: int | None = None) -> np.ndarray:
+def error_codes(y_true, y_pred, positive_class: int | None = None, ignore_index: int | None = None,
+                background: int | None = 0) -> np.ndarray:
     """Per-pixel error category (int8, same shape as the masks); see :data:`ERROR_LABELS`.
 
     With ``positive_class=c``: 0 true negative, 1 true positive, 2 false positive
     (``c`` predicted, not true), 3 false negative (``c`` true, missed).
-    With ``positive_class=None`` class 0 is background: 2 = an object predicted on
-    background, 3 = an object predicted as background, 4 = an object given the
-    wrong foreground class. 5 = ignored pixel.
+    With ``positive_class=None`` class ``background`` (default 0) is background: 2 = an object
+    predicted on background, 3 = an object predicted as background, 4 = an object given the
+    wrong foreground class. With ``background=None`` (data without a background class, e.g.
+    street scenes where class 0 is sky): 1 = correct, 4 = wrong class, whatever the class.
+    5 = ignored pixel.
     """
     t = _as_mask(y_true, "y_true")
     p = _as_mask(y_pred, "y_pred")
     if t.shape != p.shape:
         raise ValueError(f"y_true has shape {t.shape} but y_pred has shape {p.shape}: pass masks of the same shape.")
     codes = np.zeros(t.shape, np.int8)
-    if positive_class is None:
-        codes[(t == p) & (t != 0)] = 1
-        codes[(t == 0) & (p != 0)] = 2
-        codes[(t != 0) & (p == 0)] = 3
-        codes[(t != 0) & (p != 0) & (t != p)] = 4
+    if positive_class is None and background is None:
+        codes[t == p] = 1
+        codes[t != p] = 4
+    elif positive_class is None:
+        b = int(background)
+        codes[(t == p) & (t != b)] = 1
+        codes[(t == b) & (p != b)] = 2
+        codes[(t != b) & (p == b)] = 3
+        codes[(t != b) & (p != b) & (t != p)] = 4
     else:
         tt, pp = t == positive_class, p == positive_class
         codes[tt & pp] = 1
@@ -302,15 +309,18 @@ def error_codes(y_true, y_pred, positive_class: int | None = None, ignore_index:
     return codes
 
 
-def error_map(y_true, y_pred, positive_class: int | None = None, ignore_index: int | None = None) -> np.ndarray:
+def error_map(y_true, y_pred, positive_class: int | None = None, ignore_index: int | None = None,
+              background: int | None = 0) -> np.ndarray:
     """RGB float32 ``(..., H, W, 3)`` image of where a prediction is wrong.
 
     Dark = correct background, grey = correct foreground, red = false positive,
     blue = false negative, yellow = wrong foreground class (multi-class with
-    ``positive_class=None``; class 0 is treated as background), purple = ignored.
+    ``positive_class=None``; class ``background``, default 0, is treated as background), purple = ignored.
+    ``background=None`` (no background class): grey = correct, yellow = wrong class.
     See :func:`error_codes` for the categories.
     """
-    return np.asarray(ERROR_COLORS, np.float32)[error_codes(y_true, y_pred, positive_class, ignore_index)]
+    codes = error_codes(y_true, y_pred, positive_class, ignore_index, background)
+    return np.asarray(ERROR_COLORS, np.float32)[codes]
 
 
 # ----------------------------------------------------------------------------
@@ -469,7 +479,8 @@ def show_predictions(images, masks_true, masks_pred, num_classes: int | None = N
         class_names: legend labels.
         n: number of samples (rows).
         title: figure title.
-        positive_class: for the error map (default: class 0 is background).
+        positive_class: for the error map (default: class 0 is background; with ``info`` its
+            ``background``, and ``info.background=None`` draws only correct / wrong class / ignored).
         ignore_index: true label drawn as "ignored".
         palette, info: see :func:`palette_colors` (``info`` also gives num_classes, names, ignore label).
         score_class: label each prediction with this class's Dice instead of the mean.
@@ -484,6 +495,7 @@ def show_predictions(images, masks_true, masks_pred, num_classes: int | None = N
     num_classes, class_names, ignore_index = _info_defaults(info, num_classes, class_names, ignore_index)
     if num_classes is None:
         raise ValueError("show_predictions needs num_classes (or info=DatasetInfo).")
+    background = 0 if info is None else getattr(info, "background", 0)  # error map: None = no background class
     plt = _plt()
     images, masks_true, masks_pred = _batch(images, masks_true, masks_pred)
     n = max(1, min(n, len(images)))
@@ -504,12 +516,17 @@ def show_predictions(images, masks_true, masks_pred, num_classes: int | None = N
         _show(axes[i, 2], colorize_mask(masks_pred[i], num_classes, palette=palette, info=info),
               "prediction" if i == 0 else None)
         axes[i, 2].set_xlabel(score, fontsize=9)
-        _show(axes[i, 3], error_map(masks_true[i], masks_pred[i], positive_class, ignore_index),
+        _show(axes[i, 3], error_map(masks_true[i], masks_pred[i], positive_class, ignore_index, background),
               "error map" if i == 0 else None)
         axes[i, 0].set_ylabel(f"sample {i}", fontsize=9)
     handles = _legend_handles(num_classes, class_names, palette, info, ignore_index)
-    used = [1, 2, 3] + ([4] if positive_class is None and num_classes > 2 else []) + ([5] if ignore_index is not None else [])
-    err_handles = [Patch(facecolor=ERROR_COLORS[k], edgecolor="0.5", label=ERROR_LABELS[k]) for k in used]
+    labels = dict(enumerate(ERROR_LABELS))
+    if positive_class is None and background is None:  # no background class (info.background=None): right or wrong
+        used = [1, 4] + ([5] if ignore_index is not None else [])
+        labels[1] = "correct"
+    else:
+        used = [1, 2, 3] + ([4] if positive_class is None and num_classes > 2 else []) + ([5] if ignore_index is not None else [])
+    err_handles = [Patch(facecolor=ERROR_COLORS[k], edgecolor="0.5", label=labels[k]) for k in used]
     fig.legend(handles=handles, loc="lower left", ncol=min(len(handles), 4), frameon=False,
                title="classes", fontsize=8, title_fontsize=8)
     fig.legend(handles=err_handles, loc="lower right", ncol=min(len(err_handles), 3), frameon=False,
@@ -682,7 +699,7 @@ def plot_confusion_matrix(cm, class_names=None, normalize: bool = True, title=No
                 text = f"{100 * values[i, j]:.1f}%\n({int(cm[i, j]):,})"
             else:
                 text = f"{int(cm[i, j]):,}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=8 if c <= 6 else 6,
+            ax.text(j, i, text, ha="center", va="center", fontsize=8 if c <= 12 else 6,
                     color="white" if np.nan_to_num(values[i, j]) > threshold else "black")
     ax.set_xticks(range(c), names, rotation=30 if c > 3 else 0, ha="right" if c > 3 else "center")
     ax.set_yticks(range(c), names)

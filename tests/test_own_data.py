@@ -259,3 +259,29 @@ def test_every_figure_names_the_classes_of_the_description():
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == list(S.STREET.class_names)
     fig = viz.plot_confusion_matrix(np.eye(7, dtype=int), info=S.STREET)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(S.STREET.class_names)
+
+
+# ------------------------------------------------------------------ lecture 10's figures (issue 23)
+def test_error_map_without_a_background_class_does_not_treat_class_0_as_background():
+    t = np.array([[0, 0, 1, 2, 255]])
+    p = np.array([[0, 1, 0, 2, 3]])
+    # street scenes: class 0 is sky, not background; a correct sky pixel is "correct", a wrong one "wrong class"
+    codes = viz.error_codes(t, p, ignore_index=255, background=None)
+    np.testing.assert_array_equal(codes, [[1, 4, 4, 1, 5]])
+    np.testing.assert_array_equal(viz.error_codes(t, p, ignore_index=255), [[0, 2, 3, 1, 5]])  # default unchanged
+    info = S.STREET
+    image = np.zeros((1, 1, 5, 3), np.float32)
+    fig = viz.show_predictions(image, t[None], p[None], info=info, n=1)
+    error_axes = [ax for ax in fig.axes if ax.get_title() == "error map"][0]
+    shown = error_axes.get_images()[0].get_array()
+    np.testing.assert_allclose(shown[0, 0], viz.ERROR_COLORS[1])  # correct sky: grey, not "correct background"
+    np.testing.assert_allclose(shown[0, 1], viz.ERROR_COLORS[4])
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "correct" in labels and "correct background" not in labels and "false negative" not in labels
+
+
+def test_confusion_matrix_numbers_are_readable_for_seven_classes():
+    cm = np.arange(49).reshape(7, 7) + 1
+    fig = viz.plot_confusion_matrix(cm, info=S.STREET)
+    sizes = {t.get_fontsize() for t in fig.axes[0].texts}
+    assert sizes == {8.0}  # 6 pt was about 6 px on screen
