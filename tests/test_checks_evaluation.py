@@ -221,8 +221,15 @@ def _baseline(masks, **change):
 MASKS = (np.random.default_rng(0).random((3, 16, 16)) < 0.22).astype(np.int64)
 
 
+def _returning(values):
+    def all_cell_baseline(masks):
+        return values["cm"], values["accuracy"], values["iou"], values["dice"]
+
+    return all_cell_baseline
+
+
 def test_all_cell_baseline_passes(capsys):
-    checks.check_all_cell_baseline(masks=MASKS, **_baseline(MASKS))
+    checks.check_all_cell_baseline(_returning(_baseline(MASKS)), MASKS)
     assert "pixel accuracy, and not a single membrane pixel found" in capsys.readouterr().out
 
 
@@ -239,7 +246,17 @@ def test_all_cell_baseline_passes(capsys):
 ])
 def test_all_cell_baseline_mistakes_are_named(change, message):
     with pytest.raises(CheckFailed, match=message):
-        checks.check_all_cell_baseline(masks=MASKS, **_baseline(MASKS, **change))
+        checks.check_all_cell_baseline(_returning(_baseline(MASKS, **change)), MASKS)
+
+
+def test_all_cell_baseline_not_written_and_wrong_return():
+    def all_cell_baseline(masks):
+        raise NotImplementedError("Exercise: write this part, then run the check below.")
+
+    with pytest.raises(checks.NotWrittenYet, match="all_cell_baseline is not written yet"):
+        checks.check_all_cell_baseline(all_cell_baseline, MASKS)
+    with pytest.raises(CheckFailed, match="must return four values"):
+        checks.check_all_cell_baseline(lambda m: 0.78, MASKS)
 
 
 # ---------------------------------------------------------------- the boundary band

@@ -143,3 +143,39 @@ class WrongShape(TorchASPP):
 def test_wrong_torch_versions_fail(cls, message):
     with pytest.raises(CheckFailed, match=message):
         checks.check_torch_aspp(cls)
+
+
+# ------------------------------------------------------------------ FCN-8s fusion
+def fuse(score32, score16, score8, size, mistake=None):
+    mode = "nearest" if mistake == "nearest" else "bilinear"
+    kw = {} if mode == "nearest" else {"align_corners": mistake == "align"}
+
+    def up(x, to):
+        return F.interpolate(x, size=to, mode=mode, **kw)
+
+    if mistake == "concat":
+        x = torch.cat([up(score32, score16.shape[-2:]), score16], 1)
+        return up(x, size)
+    if mistake == "no_upsample":
+        return score32 + score16
+    x = up(score32, score16.shape[-2:]) + (0 if mistake == "fcn32" else score16)
+    x = up(x, score8.shape[-2:]) + (0 if mistake in ("fcn32", "fcn16") else score8)
+    return up(x, size)
+
+
+def test_fcn_fusion_passes(capsys):
+    checks.check_fcn_fusion(fuse)
+    assert "the FCN-8s fusion" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("fcn32", "FCN-32s"),
+    ("fcn16", "stops at FCN-16s"),
+    ("nearest", "nearest neighbour"),
+    ("align", "align_corners=True"),
+    ("concat", "ADDING score maps"),
+    ("no_upsample", "upsample the coarser map"),
+])
+def test_fcn_fusion_mistakes_are_named(mistake, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_fcn_fusion(lambda a, b, c, size: fuse(a, b, c, size, mistake))

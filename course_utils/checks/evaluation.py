@@ -161,13 +161,18 @@ def check_iou_dice_from_confusion(iou_fn, dice_fn) -> None:
 
 
 @check
-def check_all_cell_baseline(cm, accuracy, iou, dice, masks) -> None:
-    """Check exercise 3 of lecture 06: the all-cell baseline's ``cm`` (2, 2), ``accuracy``, ``iou`` and ``dice`` (2,).
+def check_all_cell_baseline(fn, masks) -> None:
+    """Check exercise 3 of lecture 06: ``fn(masks (N, H, W)) -> (cm (2, 2), accuracy, iou (2,), dice (2,))``.
 
-    ``masks`` (N, H, W) are the membrane masks (1 = membrane) the student evaluated on; the "model" predicts
-    class 0 everywhere. Compared with :mod:`course_utils.metrics`.
+    The all-cell "model" predicts class 0 everywhere on the membrane masks (1 = membrane); the values are
+    compared with :mod:`course_utils.metrics`.
     """
+    name = getattr(fn, "__name__", "all_cell_baseline")
     masks = np.asarray(masks)
+    result = _call(fn, name, masks.copy())
+    if not isinstance(result, (tuple, list)) or len(result) != 4:
+        fail(f"{name}(masks) must return four values: `return cm, accuracy, iou, dice`.")
+    cm, accuracy, iou, dice = result
     zeros = np.zeros_like(masks)
     want_cm = _ref.confusion_matrix(masks, zeros, 2)
     cm = np.asarray(cm)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._common import check, fail, function_name, not_written, passed
 
-__all__ = ["check_keras_aspp", "check_torch_aspp"]
+__all__ = ["check_keras_aspp", "check_torch_aspp", "check_fcn_fusion"]
 
 _IN, _FILTERS, _RATES, _SIZE = 8, 6, (1, 2, 3), 16
 
@@ -160,3 +160,71 @@ def check_torch_aspp(module_class) -> None:
              "branch must average over the whole image (F.adaptive_avg_pool2d(x, 1)) and be broadcast back.")
     passed(f"PyTorch ASPP: output shape, {got} parameters, dilations {list(_RATES)}, {branches} branches "
            "concatenated, image-level context and a finite forward pass match the course's ASPP.")
+
+
+@check
+def check_fcn_fusion(fn) -> None:
+    """Check FCN-8s skip fusion: ``fn(score32, score16, score8, size) -> logits (B, C, *size)`` (PyTorch, NCHW).
+
+    ``score32`` (B, C, h, w), ``score16`` (B, C, 2h, 2w), ``score8`` (B, C, 4h, 4w): upsample ``score32`` x2
+    (bilinear, ``align_corners=False``) and add ``score16``; upsample the sum x2 and add ``score8``; upsample
+    that to ``size`` (x8). Compared with ``F.interpolate`` on random score maps.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    name = function_name(fn, "fuse")
+    g = torch.Generator().manual_seed(0)
+    b, c, h, w, size = 2, 3, 2, 3, (32, 48)
+    s32, s16, s8 = (torch.randn(b, c, h * k, w * k, generator=g) for k in (1, 2, 4))
+
+    def up(x, to, mode="bilinear", align=False):
+        return F.interpolate(x, size=to, mode=mode, align_corners=align if mode == "bilinear" else None)
+
+    def fused(mode="bilinear", align=False, use16=True, use8=True, average=False):
+        x = up(s32, s16.shape[-2:], mode, align)
+        x = (x + s16) / (2 if average else 1) if use16 else x
+        x = up(x, s8.shape[-2:], mode, align)
+        x = (x + s8) / (2 if average else 1) if use8 else x
+        return up(x, size, mode, align)
+
+    described = f"{name}(score32 {tuple(s32.shape)}, score16 {tuple(s16.shape)}, score8 {tuple(s8.shape)}, size={size})"
+    try:
+        with torch.no_grad():
+            out = fn(s32.clone(), s16.clone(), s8.clone(), size)
+    except NotImplementedError:
+        raise not_written(name) from None
+    except Exception as error:  # noqa: BLE001
+        text = str(error)
+        if "must match the size" in text or "Sizes of tensors" in text:
+            fail(f"{described} added maps of different sizes ({text[:100]}): upsample the coarser map to the finer "
+                 "one's size first (x2), then add.")
+        fail(f"{described} raised {type(error).__name__}: {text[:200]}.")
+    if not torch.is_tensor(out):
+        fail(f"{described} returned {type(out).__name__}: return the fused logits as a tensor.")
+    want = fused()
+    if out.ndim == 4 and out.shape[1] in (2 * c, 3 * c) and tuple(out.shape[-2:]) == size:
+        fail(f"{described} returned {out.shape[1]} channels, not {c}: FCN fuses by ADDING score maps (each has one "
+             "channel per class), it does not concatenate them.")
+    if tuple(out.shape) != tuple(want.shape):
+        fail(f"{described} returned shape {tuple(out.shape)} but expected {tuple(want.shape)}: upsample the last sum "
+             "to `size` (F.interpolate(x, size=size, ...)).")
+    out = out.detach().float()
+    if torch.allclose(out, want, atol=1e-5):
+        passed(f"{name}: score32 -> x2 + score16 -> x2 + score8 -> x8, bilinear: the FCN-8s fusion.")
+        return
+    mistakes = [
+        (fused(use16=False, use8=False), "it ignores score16 and score8, which is FCN-32s: add the finer score maps "
+                                         "after each x2 upsampling"),
+        (fused(use8=False), "it stops at FCN-16s: after the second x2 upsampling add score8 as well"),
+        (fused(use16=False), "it skips score16: add score16 after the first x2 upsampling"),
+        (fused(mode="nearest"), "it upsamples with nearest neighbour (blocky steps): use mode='bilinear'"),
+        (fused(align=True), "it uses align_corners=True: use align_corners=False (pixel centres, as the "
+                            "framework layers do)"),
+        (fused(average=True), "it averages the two maps: FCN adds them (the 1x1 score convs learn the scale)"),
+    ]
+    for wrong, hint in mistakes:
+        if torch.allclose(out, wrong, atol=1e-5):
+            fail(f"{described} is wrong: {hint}.")
+    fail(f"{described} differs from the FCN-8s fusion (largest difference {float((out - want).abs().max()):.3g}): "
+         "x = up2(score32) + score16; x = up2(x) + score8; return the x8 upsampling of x, all bilinear.")
