@@ -66,8 +66,8 @@ def rewrite_links(text: str, folder: str, pages: set[str], repository: str, is_f
     return LINK.sub(one, text)
 
 
-def _markdown_cell(source: str, **metadata) -> dict:
-    return {"cell_type": "markdown", "metadata": metadata, "source": source}
+def _markdown_cell(source: str, cell_id: str, **metadata) -> dict:
+    return {"cell_type": "markdown", "id": cell_id, "metadata": metadata, "source": source}
 
 
 def rewrite_notebook(text: str, docname: str, pages: list[str], repository: str, is_folder=lambda path: False) -> str:
@@ -85,12 +85,12 @@ def rewrite_notebook(text: str, docname: str, pages: list[str], repository: str,
         notebook.setdefault("metadata", {}).setdefault("mystnb", {})["execution_allow_errors"] = True
     note += "\n:::"
     at = 1 if notebook["cells"] and notebook["cells"][0]["cell_type"] == "markdown" else 0
-    notebook["cells"].insert(at, _markdown_cell(note, tags=[NOTE_MARKER]))
+    notebook["cells"].insert(at, _markdown_cell(note, NOTE_MARKER, tags=[NOTE_MARKER]))
     if folder == "notebooks":
         children = [f"../{other}/{name}" for other in ("exercises", "solutions") if f"{other}/{name}" in page_set]
         if children:
             toctree = "```{toctree}\n:hidden:\n\n" + "\n".join(children) + "\n```"
-            notebook["cells"].append(_markdown_cell(toctree))
+            notebook["cells"].append(_markdown_cell(toctree, "course-site-toctree"))
     return json.dumps(notebook)
 
 

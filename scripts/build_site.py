@@ -261,6 +261,9 @@ def build(pages: list[str], out: Path, cache: Path, *, fresh: bool = False, clea
     if failed:
         print(f"{len(failed)} notebooks failed to execute (their pages show no outputs; the error is above):\n  "
               + "\n  ".join(failed), flush=True)
+        for path in map(Path, failed):  # Sphinx would take these pages as done: make it read them again next time
+            if src in path.parents and path.is_file():
+                os.utime(path)
     if check:
         broken = broken_links(out)
         if broken:
