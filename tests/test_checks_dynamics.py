@@ -27,8 +27,11 @@ def test_tolerance_sits_above_the_seed_noise_of_the_difference():
     before = [0.40, 0.50, 0.30, 0.45, 0.35]
     after = [b + d for b, d in zip(before, (0.01, -0.03, 0.02, 0.00, -0.01))]
     sd = np.std(np.subtract(after, before), ddof=1)  # 0.0192: the between-seed spread (0.08) cancels
-    assert tolerance_from_seeds(before, after) == pytest.approx(np.ceil(2 * sd * 100) / 100)  # 0.04
+    assert tolerance_from_seeds(before, after, floor=0.0) == pytest.approx(0.02)  # rounded up, never below sd
+    assert tolerance_from_seeds(before, after, factor=2.0) == pytest.approx(np.ceil(2 * sd * 100) / 100)  # 0.04
     assert tolerance_from_seeds(before, before) == 0.02  # the floor
+    wide = [b + d for b, d in zip(before, (0.3, 0.0, 0.2, -0.1, 0.1))]
+    assert tolerance_from_seeds(before, wide) >= np.std(np.subtract(wide, before), ddof=1)
     with pytest.raises(ValueError, match="at least 3"):
         tolerance_from_seeds([0.1, 0.2], [0.2, 0.3])
 

@@ -52,13 +52,13 @@ def outcome(before: float, after: float, tolerance: float) -> str:
     return "same"
 
 
-def tolerance_from_seeds(before, after, factor: float = 2.0, floor: float = 0.02) -> float:
+def tolerance_from_seeds(before, after, factor: float = 1.0, floor: float = 0.02) -> float:
     """The tolerance for one run's change, from the same experiment run with several seeds.
 
     ``before`` and ``after`` are per-seed scores of the two settings in the same seed order (e.g. the committed
     rows of lecture 08's benchmark). The seed noise of the change is the standard deviation of the per-seed
-    differences ``after - before``; the tolerance is ``factor`` times it (at least ``floor``), so that a single
-    run's change beyond it is unlikely to be noise alone. Rounded up to 0.01.
+    differences ``after - before``: how much the change itself varies from one seed to the next. The tolerance
+    is ``factor`` times it, at least ``floor``, rounded **up** to 0.01, so it never sits below that noise.
     """
     before, after = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
     if before.shape != after.shape or before.ndim != 1 or before.size < 3:
