@@ -12,9 +12,15 @@ are scored on the same scenes.
     python benchmarks/loss_comparison.py                 # the committed table (5 seeds, 20 trainings)
     python benchmarks/loss_comparison.py --quick         # tiny sizes: checks that it works
     python benchmarks/loss_comparison.py --seeds 0 1 2 3 4 5 6   # adds seeds 5 and 6 to the finished table
+    python benchmarks/loss_comparison.py --reuse         # re-render the table from the committed runs (no training)
 
 Writes ``<out>.json`` (settings, every run, the summary), ``<out>.csv`` and ``<out>.md``; lecture 05 reads
 them. The budget is fixed in epochs, so the scores do not depend on how busy the machine is.
+
+Every loss is trained with the same seeds (the same data, initial weights and batch order), so the table's
+comparisons are **paired** (``multiseed.paired_table``): the per-seed differences against plain CE, their
+mean and 95 % t interval. "shown" means the interval excludes 0; "not shown" means it does not (which is not
+evidence that the two losses are equal).
 """
 
 from __future__ import annotations
@@ -44,6 +50,13 @@ BASELINES = ("all background (majority class)", "all triangle (rare class)")
 DEFAULTS = dict(size=64, n_train=64, n_val=48, rare=0.2, depth=3, base_filters=8, epochs=20, batch=4,
                 learning_rate=3e-3, seeds=[0, 1, 2, 3, 4])
 QUICK = dict(size=32, n_train=16, n_val=8, epochs=1, seeds=[0, 1])
+#: The paired comparisons the table prints: each loss against plain CE (the same seeds).
+PAIRS = [(name, "CE") for name in LOSS_NAMES[1:]]
+#: The metrics the paired comparisons are made on.
+PAIRED_METRICS = {"mean_dice": "mean Dice", "dice_triangle": "triangle (rare class) Dice"}
+#: Which model the runs were trained with (stored in the JSON, printed under the table): the PyTorch U-Net's
+#: initialisation changed to He-uniform in issue 21; runs of another model version are never resumed or mixed.
+MODEL_VERSION = "PyTorch U-Net initialised He-uniform (course_utils.torch.init)"
 METRICS = {"mean_dice": "mean Dice", **{f"dice_{n}": f"Dice {n}" for n in CLASS_NAMES},
            "recall_triangle": "recall triangle", "precision_triangle": "precision triangle"}
 
@@ -51,6 +64,8 @@ METRICS = {"mean_dice": "mean Dice", **{f"dice_{n}": f"Dice {n}" for n in CLASS_
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 seeds, 1 epoch")
+    parser.add_argument("--reuse", action="store_true",
+                        help="train nothing: rebuild the summary and the tables from the runs in <out>.json")
     for key, value in DEFAULTS.items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, list):
@@ -100,8 +115,8 @@ def baseline_runs(y_val: np.ndarray, seed: int) -> list[dict]:
 
 
 def _load_partial(path: Path, config: dict) -> list[dict]:
-    """Trained runs saved earlier with the same settings (``<out>.json`` or an interrupted call's
-    ``<out>.partial.json``): a long benchmark can be resumed, or extended by more seeds."""
+    """Trained runs saved earlier with the same settings and :data:`MODEL_VERSION` (``<out>.json`` or an
+    interrupted call's ``<out>.partial.json``): a long benchmark can be resumed, or extended by more seeds."""
     runs = []
     final = path.with_name(path.name.replace(".partial.json", ".json"))
     for candidate in (final, path):  # a finished table with the same settings: add seeds to it
@@ -109,7 +124,7 @@ def _load_partial(path: Path, config: dict) -> list[dict]:
             continue
         saved = json.loads(candidate.read_text())
         same = {k: v for k, v in saved.get("config", {}).items() if k != "seeds"} == \
-               {k: v for k, v in config.items() if k != "seeds"}
+               {k: v for k, v in config.items() if k != "seeds"} and saved.get("model") == MODEL_VERSION
         if same:
             runs += [r for r in saved.get("runs", []) if r["name"] in LOSS_NAMES]
     return runs
@@ -157,17 +172,57 @@ def describe(config: dict) -> str:
             f"seeds {', '.join(map(str, config['seeds']))} (data, initial weights and batch order change with the seed)")
 
 
-def build_markdown(config: dict, summary: list[dict], class_share: list[float]) -> str:
+def paired_section(runs: list[dict]) -> list[str]:
+    """Markdown lines: each loss against CE, paired by seed, on :data:`PAIRED_METRICS` (or why not)."""
+    from course_utils.multiseed import paired_table
+
+    trained = [r for r in runs if r["name"] in LOSS_NAMES]
+    n = min(len({r["seed"] for r in trained if r["name"] == name}) for name in LOSS_NAMES)
+    lines = ["### Paired comparisons (each loss against CE, the same seeds)", ""]
+    if n < 3:
+        return lines + [f"_Paired verdicts need at least 3 seeds per loss; this table has {n}._", ""]
+    lines += ["Every loss was trained with the same seeds (the same data, initial weights and batch order), so each "
+              "comparison uses the per-seed differences: mean difference and its 95 % t interval. **shown**: the "
+              "interval excludes 0; **not shown**: it does not (not evidence that the two are equal).", ""]
+    for metric, label in PAIRED_METRICS.items():
+        lines += [f"**{label}**", "", paired_table(trained, metric, PAIRS, title=label), ""]
+    return lines
+
+
+def build_markdown(config: dict, summary: list[dict], class_share: list[float], runs: list[dict] = (),
+                   note: str = "") -> str:
     shares = ", ".join(f"{n} {s:.1%}" for n, s in zip(CLASS_NAMES, class_share))
     return "\n".join([
         "## Loss comparison (lecture 05, `benchmarks/loss_comparison.py`)", "",
-        f"Setup: {describe(config)}. Pixel share of the training masks (mean over seeds): {shares}.",
+        f"Setup: {describe(config)}. Pixel share of the training masks (mean over seeds): {shares}." + note,
         "Scores on the held-out scenes, mean ± sample std over the seeds (min-max in brackets).", "",
-        markdown_table(summary, METRICS, first="loss / baseline"), ""])
+        markdown_table(summary, METRICS, first="loss / baseline"), "", *paired_section(list(runs))])
+
+
+def render(payload: dict) -> tuple[list[dict], str]:
+    """Summary rows and Markdown of a results payload (``config``, ``runs``, ``class_share``), trained earlier."""
+    summary = summarise(payload["runs"], list(METRICS) + ["mean_iou"] + [f"iou_{n}" for n in CLASS_NAMES])
+    note = f" Trained {payload['created'][:10]}" + (f" with the {payload['model']}" if payload.get("model") else "") + "." \
+        if payload.get("created") else ""
+    return summary, build_markdown(payload["config"], summary, payload["class_share"], payload["runs"], note)
+
+
+def reuse(out: Path) -> int:
+    """``--reuse``: rebuild ``<out>.csv``/``.md`` and the summary in ``<out>.json`` from its runs; train nothing."""
+    path = Path(str(out) + ".json")
+    if not path.exists():
+        raise SystemExit(f"--reuse needs {path}: run the benchmark once without --reuse first.")
+    payload = json.loads(path.read_text())
+    payload["summary"], markdown = render(payload)
+    write_results(out, payload, markdown)
+    print(markdown)
+    return 0
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.reuse:
+        return reuse(args.out)
     config = args.config
     import torch
 
@@ -179,7 +234,7 @@ def main(argv=None) -> int:
     def save(run):
         trained.append(run)
         partial.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(json.dumps({"config": config, "runs": trained}))
+        partial.write_text(json.dumps({"config": config, "model": MODEL_VERSION, "runs": trained}))
 
     runs, shares = [], []
     for seed in config["seeds"]:
@@ -189,13 +244,11 @@ def main(argv=None) -> int:
         runs += train_losses(config, seed, x_train, y_train, x_val, y_val, done=done, save=save)
     order = list(LOSS_NAMES) + list(BASELINES)
     runs.sort(key=lambda r: (order.index(r["name"]), r["seed"]))
-    summary = summarise(runs, list(METRICS) + ["mean_iou"] + [f"iou_{n}" for n in CLASS_NAMES])
-    class_share = np.mean(shares, axis=0).tolist()
-    markdown = build_markdown(config, summary, class_share)
     payload = {"benchmark": "loss_comparison", "lecture": "05", "framework": "PyTorch",
                "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-               "setup": describe(config), "config": config, "class_names": list(CLASS_NAMES),
-               "class_share": class_share, "runs": runs, "summary": summary}
+               "model": MODEL_VERSION, "setup": describe(config), "config": config,
+               "class_names": list(CLASS_NAMES), "class_share": np.mean(shares, axis=0).tolist(), "runs": runs}
+    payload["summary"], markdown = render(payload)
     write_results(args.out, payload, markdown)
     safety.remove(partial, inside=Path(args.out).parent)  # the finished table replaces the resume file
     print(markdown)

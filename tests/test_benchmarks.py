@@ -159,3 +159,81 @@ def test_report_embeds_the_multi_seed_tables(tmp_path):
     assert "### Loss comparison" in text and "| CE | 3 |" in text  # demoted under section 6
     assert "_Not measured yet: run `python benchmarks/architecture_comparison.py`._" in text
     assert "comparisons" in report.PARTS
+
+
+# ----------------------------------------------------------------------------- loss_comparison.py (paired, reuse)
+def _loss_runs(mean_dice: dict[str, list[float]]) -> list[dict]:
+    """Complete per-seed runs for every loss and baseline of loss_comparison.py, with the given mean Dice."""
+    import loss_comparison
+
+    truth = np.zeros((1, 4, 4), dtype=np.int64)
+    truth[0, 0, :2] = 3
+    runs = []
+    for seed in range(len(mean_dice["CE"])):
+        for name in loss_comparison.LOSS_NAMES:
+            runs.append({"name": name, "seed": seed, "seconds": 1.0, **loss_comparison.score(truth, truth),
+                         "mean_dice": mean_dice[name][seed]})
+        runs += loss_comparison.baseline_runs(truth, seed)
+    return runs
+
+
+def test_loss_comparison_reuse_renders_paired_verdicts_without_training(tmp_path):
+    import loss_comparison
+
+    ce = [0.40, 0.55, 0.70]
+    runs = _loss_runs({"CE": ce, "Dice": [v + d for v, d in zip(ce, (0.10, 0.12, 0.08))],
+                       "weighted CE": [v + d for v, d in zip(ce, (-0.10, 0.10, 0.03))],
+                       "CE + Dice": [v - d for v, d in zip(ce, (0.20, 0.21, 0.19))]})
+    stem = tmp_path / "lc"
+    payload = {"created": "2026-01-02T03:04:05Z", "model": "toy model", "config": dict(loss_comparison.DEFAULTS),
+               "class_share": [0.7, 0.1, 0.1, 0.1], "runs": runs, "summary": []}
+    stem.with_suffix(".json").write_text(json.dumps(payload))
+    assert loss_comparison.main(["--reuse", "--out", str(stem)]) == 0
+    text = stem.with_suffix(".md").read_text()
+    assert "Trained 2026-01-02 with the toy model." in text
+    assert "### Paired comparisons (each loss against CE, the same seeds)" in text
+    # Dice - CE = +0.10, +0.12, +0.08: mean +0.100, sd 0.02, t(2) = 4.303 -> half-width 0.0497
+    assert "| Dice vs CE | 3 | +0.100 | [+0.050, +0.150] | 3/3 | **shown**: Dice better |" in text
+    assert "| weighted CE vs CE | 3 | +0.010 |" in text and "| 2/3 | not shown |" in text
+    assert "| CE + Dice vs CE | 3 | -0.200 |" in text and "**shown**: CE better" in text
+    saved = json.loads(stem.with_suffix(".json").read_text())
+    ce_row = next(r for r in saved["summary"] if r["name"] == "CE")
+    assert ce_row["seeds"] == 3 and ce_row["mean_dice_mean"] == pytest.approx(np.mean(ce))
+
+
+def test_loss_comparison_reuse_needs_the_results_file(tmp_path):
+    import loss_comparison
+
+    with pytest.raises(SystemExit, match="--reuse needs"):
+        loss_comparison.main(["--reuse", "--out", str(tmp_path / "missing")])
+
+
+def test_loss_comparison_says_when_too_few_seeds_for_paired_verdicts():
+    import loss_comparison
+
+    runs = _loss_runs({name: [0.5, 0.6] for name in loss_comparison.LOSS_NAMES})
+    lines = loss_comparison.paired_section(runs)
+    assert "_Paired verdicts need at least 3 seeds per loss; this table has 2._" in lines
+
+
+def test_loss_comparison_never_resumes_runs_of_another_model_version(tmp_path):
+    import loss_comparison
+
+    config = dict(loss_comparison.DEFAULTS)
+    runs = [{"name": "CE", "seed": 0, "mean_dice": 0.5}]
+    partial = tmp_path / "lc.partial.json"
+    (tmp_path / "lc.json").write_text(json.dumps({"config": config, "model": "an older model", "runs": runs}))
+    assert loss_comparison._load_partial(partial, config) == []
+    partial.write_text(json.dumps({"config": config, "model": loss_comparison.MODEL_VERSION, "runs": runs}))
+    assert loss_comparison._load_partial(partial, config) == runs
+
+
+def test_the_committed_loss_table_is_rendered_from_its_runs_with_paired_verdicts():
+    import loss_comparison
+
+    payload = json.loads((BENCHMARKS / "results" / "loss_comparison.json").read_text())
+    committed = (BENCHMARKS / "results" / "loss_comparison.md").read_text()
+    assert committed.rstrip() == loss_comparison.render(payload)[1].rstrip()  # re-render == committed
+    for a, b in loss_comparison.PAIRS:
+        assert committed.count(f"| {a} vs {b} | {len(payload['config']['seeds'])} |") == len(loss_comparison.PAIRED_METRICS)
+    assert "shown" in committed and payload.get("model")
