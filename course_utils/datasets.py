@@ -19,12 +19,14 @@ Shapes: images (N, H, W, C) float32 in [0, 1], masks (N, H, W) int64 class indic
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from . import data as _data
+from . import folders as _folders
+from .palettes import VOID_NAMES, palette_mapping, read_palette, write_palette  # noqa: F401  (their home: palettes)
 
 __all__ = [
     "DatasetInfo",
@@ -42,8 +44,6 @@ __all__ = [
     "make_example_folder",
 ]
 
-#: Names that mark the void / "don't care" entry of a label-map file.
-VOID_NAMES = ("void", "ignore", "ignored", "unlabeled", "unlabelled", "don't care", "dontcare", "none")
 
 
 @dataclass(frozen=True)
@@ -182,113 +182,17 @@ _BINARY = DatasetInfo("generated cells (0/255 masks)", ("background", "cell"), m
 LAYOUTS = ("index", "binary", "rgb")
 
 
-# =========================================================================== label-map (palette) files
-def read_palette(path):
-    """Read a label-map file -> ``(class_names, colours, void_colours)``.
-
-    Two formats:
-
-    * CVAT / many annotation tools, ``labelmap.txt``: one ``name:r,g,b::`` line per class
-      (``#`` comments allowed); also plain ``name,r,g,b`` lines.
-    * JSON: ``{"sky": [70, 130, 180], "road": [128, 64, 128], ...}`` in class order.
-
-    Entries named void / ignore / unlabeled / "don't care" are returned in ``void_colours`` (their pixels
-    become the ignore label), not as classes. Colours are 0..255 integer tuples.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No label-map file at {path}: pass the file that lists each class and its colour.")
-    entries = []
-    if path.suffix.lower() == ".json":
-        try:  # keep every key: a name given twice must not silently collapse to one (object_pairs_hook)
-            data = json.loads(path.read_text(), object_pairs_hook=lambda pairs: pairs)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}, line {error.lineno}, column {error.colno}: not valid JSON ({error.msg}); "
-                             'fix the file, e.g. {"sky": [70, 130, 180], "road": [128, 64, 128]}.') from None
-        if not isinstance(data, list) or not all(isinstance(p, tuple) for p in data):
-            raise ValueError(f"{path}: expected a JSON object {{name: [r, g, b], ...}}.")
-        for name, rgb in data:
-            if not isinstance(rgb, list) or not all(isinstance(v, (int, float)) for v in rgb):
-                raise ValueError(f"{path}: the colour of {name!r} must be a list [r, g, b] of integers 0..255, "
-                                 f"got {rgb!r}.")
-        entries = [(str(k), v) for k, v in data]
-    else:
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            if ":" in line:
-                name, _, rest = line.partition(":")
-                colour = rest.split(":")[0]
-            else:
-                name, _, colour = line.partition(",")
-            try:
-                rgb = [int(v) for v in re.split(r"[,\s]+", colour.strip()) if v]
-            except ValueError:
-                rgb = []
-            if len(rgb) != 3:
-                raise ValueError(f"{path}, line {number}: {line!r} is not 'name:r,g,b::' or 'name,r,g,b'.")
-            entries.append((name.strip(), rgb))
-    names, colours, void = [], [], []
-    seen = set()
-    for name, rgb in entries:
-        if name.lower() not in VOID_NAMES:
-            if name in seen:
-                raise ValueError(f"{path}: the class {name!r} is listed twice; list every class once (two colours "
-                                 "for one class: map them in mask_mapping yourself).")
-            seen.add(name)
-        rgb = tuple(int(v) for v in rgb)
-        if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-            raise ValueError(f"{path}: the colour of {name!r} must be three integers 0..255, got {rgb}.")
-        if rgb in colours or rgb in void:
-            raise ValueError(f"{path}: colour {rgb} is listed twice; every class needs its own colour.")
-        (void if name.lower() in VOID_NAMES else colours).append(rgb)
-        if name.lower() not in VOID_NAMES:
-            names.append(name)
-    if not names:
-        raise ValueError(f"{path} lists no classes.")
-    return tuple(names), tuple(colours), tuple(void)
-
-
-def write_palette(path, class_names, colors, void_colors=((0, 0, 0),)) -> Path:
-    """Write a CVAT-style ``labelmap.txt`` (``name:r,g,b::`` lines; void entries named "void")."""
-    path = Path(path)
-    lines = ["# label:color_rgb:parts:actions"]
-    for rgb in void_colors:
-        lines.append("void:" + ",".join(str(int(v)) for v in rgb) + "::")
-    for name, rgb in zip(class_names, colors):
-        lines.append(f"{name}:" + ",".join(str(int(v)) for v in rgb) + "::")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def palette_mapping(palette, ignore_index: int = 255) -> dict:
-    """``{(r, g, b): class_index}`` for ``load_folder(mask_mapping=...)`` from a label-map file.
-
-    palette: a path (see :func:`read_palette`) or ``(class_names, colours, void_colours)``.
-    Void colours map to ``ignore_index``.
-    """
-    names, colours, void = read_palette(palette) if isinstance(palette, (str, Path)) else palette
-    mapping = {tuple(int(v) for v in rgb): i for i, rgb in enumerate(colours)}
-    mapping.update({tuple(int(v) for v in rgb): int(ignore_index) for rgb in void})
-    return mapping
-
-
 # =========================================================================== looking at a folder
 def _mask_files(masks_dir: Path):
-    from .data import _list_files, _natural_key
-
-    files = _list_files(masks_dir)
-    return [files[k] for k in sorted(files, key=_natural_key)]
+    files = _folders.list_image_files(masks_dir)
+    return [files[k] for k in sorted(files, key=_folders._natural_key)]
 
 
 def detect_layout(masks_dir, max_files: int = 20) -> str:
     """"index" (class-index PNGs), "binary" (0/255 black-and-white) or "rgb" (colour-coded), from the files."""
-    from .data import _read_mask
-
     values, colour = set(), False
     for path in _mask_files(Path(masks_dir))[:max_files]:
-        mask = _read_mask(path)
+        mask = _folders._read_mask(path)
         if mask.ndim == 3:
             colour = True
             break
@@ -365,16 +269,14 @@ def describe_folder(images_dir, masks_dir, name: str | None = None, class_names=
     takes them instead of reading them again; the report counts pixels in slices (no int64 copy of
     index masks; colour masks are converted to int64 class indices, N*H*W*8 bytes, while being described).
     """
-    from . import data as D
-
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     if isinstance(class_names, (str, bytes)):
         raise TypeError(f"class_names must be a sequence of names, got the string {class_names!r}: pass a tuple, "
                         "e.g. class_names=('background', 'road').")
-    image_files, mask_files = D._list_files(images_dir), D._list_files(masks_dir)
-    only_images, only_masks = D.unpaired_files(image_files, mask_files)
-    paths = [mask_files[k] for k in sorted(mask_files, key=D._natural_key)]
-    raw = D.scan_masks(paths)
+    image_files, mask_files = _folders.list_image_files(images_dir), _folders.list_image_files(masks_dir)
+    only_images, only_masks = _folders.unpaired_files(image_files, mask_files)
+    paths = [mask_files[k] for k in sorted(mask_files, key=_folders._natural_key)]
+    raw = _folders.scan_masks(paths)
     layout = _layout_of(raw)
     jpeg = [p.name for p in paths if p.suffix.lower() in (".jpg", ".jpeg")]
     mapping, colours = None, None
@@ -399,8 +301,8 @@ def describe_folder(images_dir, masks_dir, name: str | None = None, class_names=
     elif layout == "binary":
         mapping = {0: 0, 255: 1}
         class_names = ("background", "foreground") if class_names is None else class_names
-    masks = raw if layout == "index" else D._apply_mapping(raw, mapping, masks_dir)
-    report = D.inspect_masks(masks, num_classes=len(class_names) if class_names is not None else None,
+    masks = raw if layout == "index" else _folders._apply_mapping(raw, mapping, masks_dir)
+    report = _data.inspect_masks(masks, num_classes=len(class_names) if class_names is not None else None,
                              class_names=class_names, ignore_index=ignore_index)
     if jpeg and not any("JPEG" in p for p in report.problems):
         if raw.ndim == 3:
@@ -436,7 +338,7 @@ def describe_folder(images_dir, masks_dir, name: str | None = None, class_names=
     if only_images or only_masks:
         report.problems.append(
             "Images and masks are paired by file name without extension, but "
-            + D._unpaired_text(only_images, only_masks, images_dir, masks_dir)
+            + _folders._unpaired_text(only_images, only_masks, images_dir, masks_dir)
             + ": add the missing files or move the unpaired ones out (load_folder refuses unpaired files).")
     n, height, width = raw.shape[:3]
     report.notes.append(
@@ -456,9 +358,7 @@ def describe_folder(images_dir, masks_dir, name: str | None = None, class_names=
 
 
 def _redo_report(masks, class_names, ignore_index, notes):
-    from . import data as D
-
-    report = D.inspect_masks(masks, num_classes=len(class_names), class_names=class_names, ignore_index=ignore_index)
+    report = _data.inspect_masks(masks, num_classes=len(class_names), class_names=class_names, ignore_index=ignore_index)
     report.notes[:0] = [n for n in notes if n not in report.notes]
     return report
 
@@ -477,7 +377,7 @@ def convert_masks(masks_dir, out_dir, mask_mapping, ignore_index: int = 255) -> 
     """
     from PIL import Image
 
-    from .data import _apply_mapping, _check_mapping, _read_mask
+    from .folders import _apply_mapping, _check_mapping, _read_mask
     from .safety import remove, replace
 
     mask_mapping = _check_mapping(mask_mapping, "convert_masks")
@@ -591,7 +491,6 @@ def make_example_folder(path, layout: str = "index", n: int = 24, size: int = 64
     """
     from PIL import Image
 
-    from .data import make_shapes
 
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}.")
@@ -603,7 +502,7 @@ def make_example_folder(path, layout: str = "index", n: int = 24, size: int = 64
     masks_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     if layout == "binary":
-        images, masks = make_shapes(n, size=size, num_classes=2, seed=seed)
+        images, masks = _data.make_shapes(n, size=size, num_classes=2, seed=seed)
         masks = masks.astype(np.uint8) * 255
     else:
         pairs = [_street_scene(rng, size) for _ in range(n)]

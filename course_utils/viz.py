@@ -699,7 +699,7 @@ def plot_confusion_matrix(cm, class_names=None, normalize: bool = True, title=No
                 text = f"{100 * values[i, j]:.1f}%\n({int(cm[i, j]):,})"
             else:
                 text = f"{int(cm[i, j]):,}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=8 if c <= 12 else 6,
+            ax.text(j, i, text, ha="center", va="center", fontsize=9 if c <= 12 else 6,
                     color="white" if np.nan_to_num(values[i, j]) > threshold else "black")
     ax.set_xticks(range(c), names, rotation=30 if c > 3 else 0, ha="right" if c > 3 else "center")
     ax.set_yticks(range(c), names)

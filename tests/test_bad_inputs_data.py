@@ -109,9 +109,11 @@ def test_describe_folder_flags_a_conventional_void_value(tmp_path):
 
 def test_describe_then_load_reads_every_mask_once(tmp_path, monkeypatch):
     root = S.make_example_folder(tmp_path / "street", layout="index", n=5, size=32, seed=0)
+    from course_utils import folders
+
     calls = []
-    real = D._read_mask
-    monkeypatch.setattr(D, "_read_mask", lambda path: calls.append(path.name) or real(path))
+    real = folders._read_mask
+    monkeypatch.setattr(folders, "_read_mask", lambda path: calls.append(path.name) or real(path))
     info, report = S.describe_folder(root / "images", root / "masks", verbose=False)
     _, masks = D.load_folder(root / "images", root / "masks", info=info)
     assert sorted(calls) == sorted(f"scene_{i:03d}.png" for i in range(5))  # five files, one read each

@@ -284,4 +284,4 @@ def test_confusion_matrix_numbers_are_readable_for_seven_classes():
     cm = np.arange(49).reshape(7, 7) + 1
     fig = viz.plot_confusion_matrix(cm, info=S.STREET)
     sizes = {t.get_fontsize() for t in fig.axes[0].texts}
-    assert sizes == {8.0}  # 6 pt was about 6 px on screen
+    assert sizes == {9.0}  # 6 pt was about 6 px on screen
