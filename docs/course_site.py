@@ -8,6 +8,7 @@ Sphinx reads every page through the ``source-read`` event first; here, without t
   (``benchmarks/RESULTS.md``, a notebook left out of a partial build) becomes a link to that file on GitHub;
 * a note under the header says that the outputs come from an execution in fast mode;
 * an exercise may raise errors (its ``raise NotImplementedError`` cells are shown, by design);
+* TensorFlow's start-up log lines are left out of the stderr outputs (they come from loading the framework);
 * a lecture lists its exercise and solution in a hidden table of contents, so that the sidebar nests them
   and previous/next runs lecture 01, exercise 01, solution 01, lecture 02, ...
 """
@@ -94,6 +95,38 @@ def rewrite_notebook(text: str, docname: str, pages: list[str], repository: str,
     return json.dumps(notebook)
 
 
+# TensorFlow's start-up log (absl's preamble and info lines such as "oneDNN custom operations are on"), printed to
+# stderr by the framework when it loads, not by the lecture's code: left out of the pages. Warnings stay.
+STARTUP_NOISE = re.compile(
+    r"^(?:WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR|I0000 00:00:\S+ .*)$"
+)
+
+
+def drop_startup_noise(text: str) -> str:
+    """``text`` (a stderr output) without TensorFlow's start-up log lines."""
+    return "\n".join(line for line in text.splitlines() if not STARTUP_NOISE.match(line.strip()))
+
+
+def _doctree_read(app, doctree) -> None:
+    from docutils import nodes
+
+    for block in list(doctree.findall(nodes.literal_block)):
+        if "stderr" not in block.get("classes", []):
+            continue
+        kept = drop_startup_noise(block.astext())
+        if kept == block.astext():
+            continue
+        if kept.strip():
+            block.children = []
+            block += nodes.Text(kept)
+            block.rawsource = kept
+        else:
+            parent = block.parent
+            parent.remove(block)
+            if isinstance(parent, nodes.container) and not parent.children and parent.parent is not None:
+                parent.parent.remove(parent)
+
+
 def _source_read(app, docname: str, source: list[str]) -> None:
     pages = list(app.config.course_pages)
     repository = app.config.course_repository
@@ -113,4 +146,5 @@ def setup(app):
     app.add_config_value("course_repository", "", "env")
     app.add_config_value("course_root", "", "env")
     app.connect("source-read", _source_read)
+    app.connect("doctree-read", _doctree_read)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

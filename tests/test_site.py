@@ -145,6 +145,7 @@ def test_fast_mode_note_and_colab_badge_on_every_notebook_page(site):
         colab = f"https://colab.research.google.com/github/segmentation-course/semantic-segmentation-course/blob/main/{page}.ipynb"
         assert f'href="{colab}"' in html, f"{page}: no Open in Colab link"
         assert "colab-badge.svg" in html
+        assert "absl::InitializeLog" not in html and "I0000 00:00:" not in html  # TensorFlow's start-up log
 
 
 def test_exercise_errors_are_shown_not_fatal(site):
@@ -241,3 +242,15 @@ def test_the_builder_deletes_only_in_folders_it_made(tmp_path, guard_fs):
     build_site._empty(made, build_site.OUT_MARKER)
     assert [p.name for p in made.iterdir()] == [build_site.OUT_MARKER]
     assert (mine / "thesis.md").exists()
+
+
+def test_only_tensorflows_start_up_log_is_left_out_of_stderr():
+    stderr = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+              "I0000 00:00:1796551917.777741   20202 port.cc:153] oneDNN custom operations are on.\n"
+              "W0000 00:00:1796551917.8 12 something.cc:1] a real warning\n"
+              "UserWarning: the lecture's own warning\n"
+              "I0000 is not a log line without its time")
+    assert course_site.drop_startup_noise(stderr).splitlines() == [
+        "W0000 00:00:1796551917.8 12 something.cc:1] a real warning",
+        "UserWarning: the lecture's own warning",
+        "I0000 is not a log line without its time"]
