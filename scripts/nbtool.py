@@ -41,9 +41,20 @@ SETUP_MARKER = "# Course set-up"
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
 
+#: What JupyterLab writes into a notebook when its kernel starts (the kernelspec of ipykernel's ``python3`` and
+#: the kernel's ``language_info``), stored so that opening a notebook does not mark it modified. Left out:
+#: ``language_info.version``, the patch level of whichever Python runs the kernel (machine-specific; the kernel
+#: still adds it on opening).
 NOTEBOOK_METADATA = {
-    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-    "language_info": {"name": "python"},
+    "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+    "language_info": {
+        "codemirror_mode": {"name": "ipython", "version": 3},
+        "file_extension": ".py",
+        "mimetype": "text/x-python",
+        "name": "python",
+        "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3",
+    },
 }
 
 

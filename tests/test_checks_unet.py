@@ -457,12 +457,12 @@ def test_not_written_names_the_students_function(torch_parts, keras_parts):
             check(fn)
 
 
-def test_beats_baseline_check(capsys):
-    checks.check_beats_baseline(0.71, 0.345)
+def test_score_above_baseline_check(capsys):
+    checks.check_score_above_baseline(0.71, 0.345)
     assert "membrane Dice 0.710, above the 'all membrane' baseline 0.345" in capsys.readouterr().out
     with pytest.raises(CheckFailed, match="not above the 'all membrane' baseline 0.345"):
-        checks.check_beats_baseline(0.30, 0.345)
+        checks.check_score_above_baseline(0.30, 0.345)
     with pytest.raises(CheckFailed, match="not a score in"):
-        checks.check_beats_baseline(3.5, 0.345)
+        checks.check_score_above_baseline(3.5, 0.345)
     with pytest.raises(CheckFailed, match="must be one number"):
-        checks.check_beats_baseline([0.9, 0.7], 0.345)
+        checks.check_score_above_baseline([0.9, 0.7], 0.345)

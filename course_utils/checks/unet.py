@@ -25,7 +25,7 @@ __all__ = [
     "check_torch_unet",
     "check_torch_train_one_epoch",
     "check_train_one_epoch",
-    "check_beats_baseline",
+    "check_score_above_baseline",
 ]
 
 _FRAMEWORKS = ("keras", "torch")
@@ -537,10 +537,10 @@ def check_torch_train_one_epoch(train_one_epoch) -> None:
 
 
 @check
-def check_beats_baseline(score, baseline, what: str = "membrane Dice", baseline_name: str = "all membrane") -> None:
+def check_score_above_baseline(score, baseline, what: str = "membrane Dice", baseline_name: str = "all membrane") -> None:
     """Check that a trained model's ``score`` (a float in [0, 1], higher is better) beats a trivial baseline's.
 
-    Used after the training runs of lectures 03/04: ``checks.check_beats_baseline(dice, all_membrane)``.
+    Used after the training runs of lectures 03/04: ``checks.check_score_above_baseline(dice, all_membrane)``.
     """
     try:
         value, floor = float(score), float(baseline)
