@@ -15,9 +15,12 @@ This module holds what both frameworks share (``course_utils.torch.distributed``
 * :func:`shard_indices`, which sample each rank visits in an epoch (``DistributedSampler``'s contract, in
   the course's shared visiting order :func:`course_utils.data.epoch_order`);
 * :class:`RunLog`, a JSON log that only rank 0 writes;
-* :func:`tf_config`, the ``TF_CONFIG`` value that tells each machine of a Keras multi-worker run its role.
+* :func:`tf_config`, the ``TF_CONFIG`` value that tells each machine of a Keras multi-worker run its role;
+* lecture 11's plumbing: :func:`run_scripts` starts the training scripts as separate processes (a notebook
+  cannot host DDP workers) and waits for them, :func:`code_lines` shows the lines of a source file that do
+  the distributed work, :func:`plot_scaling` draws ``benchmarks/data_parallel.py``'s table.
 
-Importing it loads neither TensorFlow nor PyTorch.
+Importing it loads neither TensorFlow nor PyTorch (nor Matplotlib, until a plot is drawn).
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ __all__ = [
     "positive_int",
     "positive_float",
     "check_script_arguments",
+    "script_arguments",
+    "child_environment",
+    "torchrun_command",
+    "run_scripts",
+    "code_lines",
+    "plot_scaling",
 ]
 
 
@@ -287,3 +296,133 @@ def _plain(value):
     if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
         return value.item()
     return value
+
+
+# =========================================================================== lecture 11: running the scripts
+def script_arguments(**settings) -> list[str]:
+    """Command-line arguments for the training scripts: ``steps=8, global_batch=4`` -> ``["--steps", "8",
+    "--global-batch", "4"]`` (underscores become dashes; True adds the bare flag, False/None leave it out)."""
+    arguments = []
+    for key, value in settings.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            arguments.append(flag)
+        elif value is not None and value is not False:
+            arguments += [flag, str(value)]
+    return arguments
+
+
+def child_environment(repo, threads: int = 1, hide_gpus: bool = True) -> dict:
+    """The environment for a training script started from a notebook: ``repo`` on ``PYTHONPATH`` (so
+    ``course_utils`` imports without installing), ``threads`` CPU threads per process (PyTorch and
+    TensorFlow), TensorFlow's start-up messages off, and GPUs hidden when ``hide_gpus`` (the lecture's runs
+    are CPU demonstrations)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(OMP_NUM_THREADS=str(threads), TF_NUM_INTRAOP_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2")
+    if hide_gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+def torchrun_command(script, nproc: int) -> list[str]:
+    """``python -m torch.distributed.run --standalone --nproc_per_node=N script``: what ``torchrun`` runs
+    (``--standalone`` picks a free port, so several runs can share a machine)."""
+    import sys
+
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={_positive_int(nproc, 'nproc')}",
+            str(script)]
+
+
+def run_scripts(commands: dict, cwd, env: dict | None = None, echo: bool = True) -> dict:
+    """Start every command of ``{name: [program, arg, ...]}`` as its own process, all at once, then wait for all.
+
+    Prints each command (paths shortened relative to ``cwd``) as it starts and, for each run, its last
+    output line; returns ``{name: last line}``. A run that fails raises a RuntimeError with its exit code
+    and the end of its output (the others are still waited for first, so no process is left behind).
+    ``env``: the child environment (default :func:`child_environment` of ``cwd``).
+    """
+    import subprocess
+
+    if not commands:
+        raise ValueError("commands is empty: pass {name: [program, arguments...]}.")
+    cwd = Path(cwd)
+    env = child_environment(cwd) if env is None else env
+    start = time.perf_counter()
+    processes = {}
+    for name, command in commands.items():
+        command = [str(part) for part in command]
+        if echo:
+            print("$", " ".join(command).replace(str(cwd) + os.sep, ""))
+        processes[name] = subprocess.Popen(command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT)
+    outputs = {name: process.communicate()[0] for name, process in processes.items()}
+    failed = [name for name, process in processes.items() if process.returncode != 0]
+    if failed:
+        name = failed[0]
+        raise RuntimeError(f"the run {name!r} failed (exit {processes[name].returncode}):\n{outputs[name][-3000:]}")
+    last = {name: (output.strip().splitlines() or [""])[-1] for name, output in outputs.items()}
+    if echo:
+        for line in last.values():
+            print(line)
+        print(f"the {len(commands)} runs took {time.perf_counter() - start:.0f} s")
+    return last
+
+
+def code_lines(path, needles, context: int = 0, root=None) -> str:
+    """The numbered lines of the source file ``path`` that contain one of ``needles`` (plus ``context`` lines
+    before and after), as text to print: the lines of a script or helper that do the work, read from the
+    file itself so that what a lecture shows never drifts from the code. Gaps are marked with ``...``;
+    ``root`` shortens the path in the heading. A needle found nowhere is a ValueError (the code changed)."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    needles = [needles] if isinstance(needles, str) else list(needles)
+    keep = set()
+    for needle in needles:
+        hits = [i for i, line in enumerate(lines) if needle in line]
+        if not hits:
+            raise ValueError(f"{needle!r} is not in {path}: the code changed; update the lecture's excerpt.")
+        for i in hits:
+            keep.update(range(max(0, i - context), min(len(lines), i + context + 1)))
+    name = path.relative_to(root) if root is not None else path
+    out, previous = [f"# {name}"], None
+    for i in sorted(keep):
+        if previous is not None and i > previous + 1:
+            out.append("   ...")
+        out.append(f"{i + 1:4d}  {lines[i]}")
+        previous = i
+    return "\n".join(out)
+
+
+def plot_scaling(payload: dict, ax=None):
+    """``benchmarks/data_parallel.py``'s table as horizontal bars: images/s (median, min-max over seeds) per
+    configuration, one labelled row each (labels never overlap), with the load average recorded at the
+    start in the title. ``payload``: the JSON the benchmark writes (``rows``, ``machine``). Returns the Figure.
+    """
+    import re
+
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in payload.get("rows", []) if r.get("images_per_s_median") is not None]
+    if not rows:
+        raise ValueError("the benchmark table has no successful rows to plot: rerun benchmarks/data_parallel.py.")
+    labels = [f"{r['framework'].split()[0]}, {r['devices']} device{'s' if r['devices'] > 1 else ''}, "
+              f"{r['total_threads']} thread{'s' if r['total_threads'] > 1 else ''}" for r in rows]
+    medians = np.array([r["images_per_s_median"] for r in rows], dtype=float)
+    low = medians - np.array([r["images_per_s_min"] for r in rows], dtype=float)
+    high = np.array([r["images_per_s_max"] for r in rows], dtype=float) - medians
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4))
+    else:
+        fig = ax.figure
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, medians, xerr=[low, high], capsize=3,
+            color=["tab:blue" if "PyTorch" in r["framework"] else "tab:orange" for r in rows])
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("images/s (median, bar: min-max over seeds)")
+    load = next((m.group(1) for line in payload.get("machine", []) for m in [re.search(r"load average[^0-9]*([0-9.]+)", line)]
+                 if m), None)
+    circumstances = f"load average {load} at the start" if load else "load not recorded"
+    ax.set_title(f"data_parallel.json, indicative only ({circumstances})", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -506,3 +506,84 @@ def test_data_parallel_benchmark_arguments_and_table():
     assert "| PyTorch DDP (torchrun) | 2 | 2 | 4 | 50.0 | 40.0 - 61.2 | 3 |" in lines
     assert "| Keras MirroredStrategy | 2 | 2 | 4 | failed | | 0 |" in lines
     assert any("Indicative only" in line and "no cluster" in line for line in lines)
+
+
+# ============================================================================ lecture 11's plumbing
+def test_script_arguments_and_torchrun_command():
+    from course_utils.distributed import script_arguments, torchrun_command
+
+    assert script_arguments(steps=8, global_batch=4, no_batch_norm=True, sync_batchnorm=False, out=None) == [
+        "--steps", "8", "--global-batch", "4", "--no-batch-norm"]
+    command = torchrun_command(SCRIPTS / "train_ddp_torch.py", 2)
+    assert command == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                       str(SCRIPTS / "train_ddp_torch.py")]
+    with pytest.raises(ValueError, match="nproc must be an integer of 1 or more"):
+        torchrun_command("x.py", 0)
+
+
+def test_run_scripts_runs_all_at_once_and_reports_a_failure(tmp_path, capsys):
+    from course_utils.distributed import child_environment, run_scripts
+
+    env = child_environment(tmp_path, threads=1)
+    assert env["CUDA_VISIBLE_DEVICES"] == "" and env["OMP_NUM_THREADS"] == "1"
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path)
+    # the second waits for a file that the first writes 0.3 s later: only works if both run at the same time
+    flag = tmp_path / "flag"
+    writer = f"import time, pathlib; time.sleep(0.3); pathlib.Path({str(flag)!r}).write_text('x'); print('wrote')"
+    waiter = (f"import time, pathlib, sys\nfor _ in range(300):\n    if pathlib.Path({str(flag)!r}).exists(): "
+              "print('early'); print('saw it'); sys.exit(0)\n    time.sleep(0.05)\nsys.exit(3)")
+    last = run_scripts({"waiter": [sys.executable, "-c", waiter], "writer": [sys.executable, "-c", writer]}, cwd=tmp_path)
+    assert last == {"waiter": "saw it", "writer": "wrote"}
+    printed = capsys.readouterr().out
+    assert printed.count("$ ") == 2 and "the 2 runs took" in printed
+    with pytest.raises(RuntimeError, match=r"the run 'bad' failed \(exit 4\):\nboom"):
+        run_scripts({"ok": [sys.executable, "-c", "print(1)"],
+                     "bad": [sys.executable, "-c", "import sys; print('boom'); sys.exit(4)"]}, cwd=tmp_path, echo=False)
+
+
+def test_code_lines_shows_numbered_lines_and_refuses_a_missing_one(tmp_path):
+    from course_utils.distributed import code_lines
+
+    source = tmp_path / "s.py"
+    source.write_text("a = 1\nb = 2\nc = 3\nd = 4\ne = 5\nf = 6\n")
+    assert code_lines(source, ["b =", "f ="], root=tmp_path) == "# s.py\n   2  b = 2\n   ...\n   6  f = 6"
+    assert code_lines(source, "c =", context=1).splitlines()[1:] == ["   2  b = 2", "   3  c = 3", "   4  d = 4"]
+    with pytest.raises(ValueError, match="'z =' is not in .*s.py: the code changed"):
+        code_lines(source, ["z ="])
+
+
+def test_lecture_11_shows_the_real_ddp_calls():
+    """The lecture prints the lines of the script and helpers that do the distributed work: they must exist."""
+    notebook = json.loads((ROOT / "notebooks" / "11_distributed.ipynb").read_text())
+    cells = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+    (cell,) = [c for c in cells if c.startswith("print(code_lines(")]
+    printed = []
+    from course_utils.distributed import code_lines
+
+    exec(cell, {"code_lines": code_lines, "REPO": ROOT, "SCRIPTS": SCRIPTS,  # noqa: S102 - the lecture's own cell
+                "print": lambda *args, **kwargs: printed.append(" ".join(map(str, args)))})
+    text = "\n".join(printed)
+    for call in ("dist.init_process_group(", "DistributedDataParallel(model", "set_epoch(", "ShardedSampler(",
+                 "scale(loss).backward()", "save_checkpoint_rank0(", "ddp.teardown()"):
+        assert call in text, call
+
+
+def test_plot_scaling_labels_do_not_overlap_and_name_the_load():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_utils.distributed import plot_scaling
+
+    payload = json.loads((ROOT / "benchmarks" / "results" / "data_parallel.json").read_text())
+    fig = plot_scaling(payload)
+    ax = fig.axes[0]
+    assert "load average 17.3" in ax.get_title() and "indicative" in ax.get_title()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in ax.get_yticklabels() if label.get_text()]
+    assert len(boxes) == len([r for r in payload["rows"] if r["images_per_s_median"] is not None]) >= 4
+    for first, second in zip(boxes, boxes[1:]):
+        assert not first.overlaps(second)
+    assert all(box.x0 >= 0 for box in boxes)  # inside the figure, not cut off
+    with pytest.raises(ValueError, match="no successful rows"):
+        plot_scaling({"rows": [], "machine": []})
