@@ -119,7 +119,8 @@ def landing_page(pages: list[str], readme: str, repository: str) -> str:
 def _own_folder(folder: Path, marker: str, what: str) -> Path:
     """Create ``folder`` (or accept one this script made) after checking it is safe to write and delete in."""
     folder = folder.expanduser().resolve()
-    if folder == ROOT or folder in ROOT.parents or folder in (ROOT / name for name in FOLDERS + ("docs", "course_utils")):
+    course = [ROOT / name for name in FOLDERS + ("docs", "course_utils", "scripts", "tests", "benchmarks", ".git")]
+    if folder == ROOT or folder in ROOT.parents or any(part == folder or part in folder.parents for part in course):
         raise SystemExit(f"refusing to use {folder} as the {what} folder: it holds the course itself. Choose a new folder.")
     if folder.exists() and any(folder.iterdir()) and not (folder / marker).exists():
         raise SystemExit(f"refusing to use {folder} as the {what} folder: it is not empty and was not made by "

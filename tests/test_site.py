@@ -227,7 +227,7 @@ def test_the_builder_deletes_only_in_folders_it_made(tmp_path, guard_fs):
     mine = tmp_path / "notes"
     mine.mkdir()
     (mine / "thesis.md").write_text("keep me")
-    for folder in (ROOT, ROOT / "notebooks", ROOT.parent, mine):
+    for folder in (ROOT, ROOT / "notebooks", ROOT / "solutions" / "site", ROOT.parent, mine):
         with pytest.raises(SystemExit, match="refusing to use"):
             build_site.build(["notebooks/00_setup"], folder, tmp_path / "cache", clean=True)
         with pytest.raises(SystemExit, match="refusing to use"):
