@@ -17,6 +17,7 @@ sys.path.insert(0, str(HERE))  # course_site.py, the course's own small Sphinx e
 
 PAGES = json.loads(os.environ.get("COURSE_SITE_PAGES", "[]"))  # docnames in course order, without index
 CACHE = os.environ.get("COURSE_SITE_EXECUTION_CACHE", str(HERE.parent / ".site-cache" / "jupyter_cache"))
+OUTPUTS = os.environ.get("COURSE_SITE_OUTPUTS", str(HERE.parent / ".site-cache" / "jupyter_execute"))
 REPOSITORY = os.environ.get("COURSE_SITE_REPOSITORY", "")
 
 project = "Semantic segmentation, hands-on"
@@ -68,3 +69,4 @@ if REPOSITORY:
 course_pages = PAGES
 course_repository = REPOSITORY
 course_root = str(HERE.parent)
+course_output_folder = OUTPUTS  # the notebooks' images before Sphinx copies them into the site

@@ -141,10 +141,18 @@ def _source_read(app, docname: str, source: list[str]) -> None:
         source[0] = rewrite_notebook(source[0], docname, pages, repository, is_folder)
 
 
+def _output_folder(app) -> None:
+    """Write the notebooks' image files into the cache, not next to the output folder (MyST-NB's default)."""
+    if app.config.course_output_folder and hasattr(app.env, "mystnb_config"):
+        app.env.mystnb_config = app.env.mystnb_config.copy(output_folder=app.config.course_output_folder)
+
+
 def setup(app):
     app.add_config_value("course_pages", [], "env")
     app.add_config_value("course_repository", "", "env")
     app.add_config_value("course_root", "", "env")
     app.connect("source-read", _source_read)
     app.connect("doctree-read", _doctree_read)
+    app.add_config_value("course_output_folder", "", "env")
+    app.connect("builder-inited", _output_folder, priority=900)  # after MyST-NB's own set-up (priority 500)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

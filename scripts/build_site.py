@@ -191,6 +191,7 @@ def fast_mode_environment(pages: list[str], cache: Path, repository: str) -> dic
         env["COURSE_DATA_DIR"] = str(shared)
     env["COURSE_SITE_PAGES"] = json.dumps(pages)
     env["COURSE_SITE_EXECUTION_CACHE"] = str(cache / "jupyter_cache")
+    env["COURSE_SITE_OUTPUTS"] = str(cache / "jupyter_execute")
     env["COURSE_SITE_REPOSITORY"] = repository
     return env
 

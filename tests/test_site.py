@@ -113,6 +113,9 @@ def test_figures_are_embedded_as_image_files(site):
     for src in images:
         data = (out / LECTURE).parent.joinpath(unquote(src)).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000, f"{src} is not a real PNG figure"
+    # MyST-NB's image files go into the cache, not into a folder next to the output (its default)
+    assert not (base / "jupyter_execute").exists()
+    assert list((base / "cache" / "jupyter_execute").glob("*.png"))
 
 
 def test_every_relative_link_resolves(site):
