@@ -5,7 +5,9 @@ A check prints one line starting with a tick when the code is right, or raises
 to fix it; typical mistakes are recognised and named. Jupyter shows that block without the
 course's traceback. A function that still raises ``NotImplementedError`` gives
 :class:`NotWrittenYet` ("<the student's function name> is not written yet"). With
-``$COURSE_CHECK_LOG`` set, every check appends a JSON record (read by ``./course grade``).
+``$COURSE_CHECK_LOG`` set, every check appends a JSON record to that file (for tools; ``./course grade``
+does not read it: it counts only the signed records it sees in the outputs of the cells it runs, see
+:mod:`course_utils.grade`).
 Framework-specific checks import TensorFlow or PyTorch only when called.
 """
 
