@@ -53,6 +53,8 @@ suppress_warnings = [
 # --- HTML ------------------------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
 html_title = project
+html_static_path = ["_static"]
+html_css_files = ["course.css"]
 html_copy_source = False  # the notebooks are linked on GitHub and Colab; no copies of the sources
 html_show_sourcelink = False
 html_theme_options = {
