@@ -265,8 +265,8 @@ def describe_folder(images_dir, masks_dir, name: str | None = None, class_names=
     augmentation flags that fit your data (see :class:`DatasetInfo`); they are not guessed from the masks.
 
     Every mask is read once (images are not read). Memory: the masks as stored (N*H*W bytes for 8-bit PNGs,
-    3x for colour masks) are kept for the next ``data.load_folder`` of the same, unchanged files, which
-    takes them instead of reading them again; the report counts pixels in slices (no int64 copy of
+    3x for colour masks) are held until the next ``describe_folder`` or ``data.load_folder`` call; a
+    ``load_folder`` of the same, unchanged files takes them instead of reading them again; the report counts pixels in slices (no int64 copy of
     index masks; colour masks are converted to int64 class indices, N*H*W*8 bytes, while being described).
     """
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
@@ -342,8 +342,9 @@ def describe_folder(images_dir, masks_dir, name: str | None = None, class_names=
             + ": add the missing files or move the unpaired ones out (load_folder refuses unpaired files).")
     n, height, width = raw.shape[:3]
     report.notes.append(
-        f"memory: the {n} masks as stored take {raw.nbytes / 1e6:.1f} MB (kept for the next load_folder of this "
-        f"folder, so they are read once); load_folder returns images float32 (about {n * height * width * 12 / 1e6:.1f}"
+        f"memory: the {n} masks as stored take {raw.nbytes / 1e6:.1f} MB, held until the next describe_folder or "
+        f"load_folder call (a load_folder of this folder takes them instead of reading the files again); load_folder "
+        f"returns images float32 (about {n * height * width * 12 / 1e6:.1f}"
         f" MB for RGB) and masks int64 ({n * height * width * 8 / 1e6:.1f} MB).")
     info = DatasetInfo(
         name or images_dir.parent.name, tuple(class_names), colors=colours, ignore_index=ignore_index,
