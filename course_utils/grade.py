@@ -28,8 +28,9 @@ implementation. The table is written as Markdown and CSV (``DIR/<folder>.md`` an
 ``grades/``); notebooks are never modified on disk.
 
 What this does NOT guarantee: the student's code runs in the same Python process as the checks. Code written
-to cheat on purpose can still reach the key inside the kernel, replace a check function, or pass the check a
-reference solution instead of its own function; and it runs with your permissions (it may read, change or
+to cheat on purpose can still reach the key inside the kernel, replace a check function, pass the check a
+reference solution instead of its own function, or ship its own ``course_utils`` next to the notebook (the
+kernel runs in the notebook's folder); and it runs with your permissions (it may read, change or
 delete files). The grade is meant to be honest for honest work and not fooled by a pasted record or a
 commented-out check; grade untrusted submissions in a sandbox (a container or a throw-away account) and read
 what you grade.
