@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import sys
 import time
@@ -95,6 +96,7 @@ def train(args, context) -> None:
 
     from course_utils import data
     from course_utils.distributed import RunLog, scale_learning_rate
+    from course_utils.dynamics import TrainingDivergedError, divergence_message
     from course_utils.torch import distributed as ddp
     from course_utils.torch.losses import CrossEntropyLoss
     from course_utils.torch.unet import UNet, count_parameters
@@ -133,6 +135,10 @@ def train(args, context) -> None:
             scaler.step(optimizer)
             scaler.update()
             global_loss = ddp.all_reduce_mean(loss.detach().float())  # mean over the global batch
+            if not math.isfinite(global_loss):  # the same value on every rank, so all ranks stop together
+                raise TrainingDivergedError(divergence_message(global_loss, None, step + 1,
+                                                               mixed_precision=args.mixed_precision),
+                                            step=step + 1, loss=global_loss)
             if step == 0:
                 timed_from = time.perf_counter()  # the first step (start-up, allocation) is not timed
             log.step(step=step, loss=global_loss, epoch=loader.epoch, seconds=time.perf_counter() - start)

@@ -115,7 +115,9 @@ def main(argv=None) -> int:
                       loss=CrossEntropyLoss(), jit_compile="auto" if on_gpu else False)
     log.record["config"]["parameters"] = count_parameters(model)
     callback = kd.RunLogCallback(log, args.global_batch)
-    model.fit(dataset, epochs=1, steps_per_epoch=args.steps, callbacks=[callback], verbose=0)
+    from course_utils.keras.train import StopOnNonFiniteLoss  # a NaN/inf loss stops the run with the causes
+
+    model.fit(dataset, epochs=1, steps_per_epoch=args.steps, callbacks=[callback, StopOnNonFiniteLoss()], verbose=0)
     saved = kd.save_weights_chief(model, args.out / "checkpoint.weights.h5", strategy)
     log.save(final_loss=log.record["steps"][-1]["loss"] if log.active else None, **callback.timing(),
              checkpoint="checkpoint.weights.h5", checkpoint_written_by=[kd.worker_rank(strategy)] if saved else [])

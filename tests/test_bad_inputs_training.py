@@ -322,3 +322,21 @@ def test_check_script_arguments_and_positive_int(tmp_path):
     with pytest.raises(ValueError, match="--num-images 4 is fewer than one global batch of 8"):
         check_script_arguments(8, 2, tmp_path / "run", num_images=4)
     assert positive_int("3") == 3
+
+
+def test_ddp_script_stops_when_the_loss_becomes_inf(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("WORLD_SIZE", None)
+    result = subprocess.run([sys.executable, str(root / "scripts" / "train_ddp_torch.py"), "--steps", "5",
+                             "--global-batch", "4", "--image-size", "16", "--num-images", "8", "--base-filters", "2",
+                             "--depth", "1", "--no-batch-norm", "--lr", "1e38", "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    assert result.returncode != 0
+    assert "TrainingDivergedError: the training loss became" in result.stderr and "at step 2," in result.stderr
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
