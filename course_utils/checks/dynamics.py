@@ -167,16 +167,16 @@ def check_learning_rate_fix(lr, rates, losses, history_loss=None, per_class_dice
         background_dice: the mean Dice of predicting background everywhere; the run must beat it by ``margin``.
         budget_factor: rates more than this factor below the range test's suggestion are "too slow".
 
-    Fails for a rate at the range test's minimum or within a factor 3 below it (that is where the loss is
-    about to blow up; Smith's rule is about ten times lower), for a rate far below the suggestion, and for a
+    Fails for a rate at the range test's minimum or within a factor 2 below it (that is where the loss is
+    about to blow up; the usual advice is several times lower, on the steep part of the curve), for a rate far below the suggestion, and for a
     run that diverged, whose loss did not fall, or that predicts (almost) only the background.
     """
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         fail(f"the learning rate must be a positive number such as 3e-3, got {lr!r}.")
     suggestion, minimum = _range_test_points(rates, losses)
-    if lr > minimum / 3:
+    if lr > minimum / 2:
         fail(f"lr = {lr:g} is at or near the range test's minimum ({minimum:.2g}): the minimum is where the loss "
-             "is about to turn up and explode, not where training is stable. Take about ten times less than the "
+             "is about to turn up and explode, not where training is stable. Take several times less than the "
              f"minimum, on the steep part of the curve (the suggestion is {suggestion:.2g}).")
     if lr < suggestion / budget_factor:
         fail(f"lr = {lr:g} is more than {budget_factor:g} times below the suggestion {suggestion:.2g}: the run "
