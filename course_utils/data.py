@@ -338,7 +338,7 @@ def load_folder(
             "(datasets.describe_folder finds such a file next to the folders)."
         )
     else:
-        masks = raw.astype(np.int64)
+        masks = raw  # checked in the stored dtype (1 byte per pixel for 8-bit PNGs), widened to int64 at the end
     del raw
     report = inspect_masks(masks, num_classes=num_classes, ignore_index=ignore_index)
     if num_classes is None and ignore_index is None and report.void_candidate is not None and not report.looks_0_255:
@@ -362,7 +362,7 @@ def load_folder(
             "num_classes=K (and ignore_index=... for a void / \"don't care\" value), or "
             "info=datasets.describe_folder(images_dir, masks_dir, class_names=[...])[0]."
         )
-    return images, masks
+    return images, masks.astype(np.int64, copy=False)
 
 
 def rgb_to_index(masks_rgb, mapping: Mapping, ignore_index: int | None = None) -> np.ndarray:
@@ -500,7 +500,7 @@ def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[s
     if arr.dtype.kind not in "biuf":
         problems.append(f"dtype {arr.dtype} is not numeric: masks must be integer class indices (np.int64).")
         return report
-    values = np.unique(arr)
+    values = _distinct_values(arr)
     if arr.dtype.kind == "f" and np.isnan(values).any():
         problems.append("The masks contain NaN: masks must be integer class indices without NaN.")
         values = values[~np.isnan(values)]
@@ -554,8 +554,8 @@ def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[s
                 "with interpolation; save masks as PNG and resize with nearest neighbour, or threshold: "
                 "masks = (masks > 127).astype(np.int64)."
             )
-    if int_valued and not grey_levels and len(values) >= 2 and values.max() >= 256 \
-            and len(values) * 4 <= values.max() + 1 and (num_classes is None or values.max() >= num_classes):
+    if int_valued and not grey_levels and len(values) >= 2 and int(values.max()) >= 256 \
+            and len(values) * 4 <= int(values.max()) + 1 and (num_classes is None or int(values.max()) >= num_classes):
         grey_levels = True  # not class indices: no frequencies over thousands of empty "classes"
         few = [int(v) for v in values[:6]]
         mapping = "{" + ", ".join(f"{v}: {i}" for i, v in enumerate(few)) + (", ...}" if len(values) > 6 else "}")
@@ -617,6 +617,18 @@ def inspect_masks(masks, num_classes: int | None = None, class_names: Sequence[s
                         "strong class imbalance (consider class weights or a Dice loss)."
                     )
     return report
+
+
+def _distinct_values(arr: np.ndarray) -> np.ndarray:
+    """``np.unique(arr)``; for 8/16-bit integer masks counted in slices (no sorted copy of every pixel)."""
+    if arr.dtype in (np.uint8, np.uint16) and arr.size:
+        seen = np.zeros(256 if arr.dtype == np.uint8 else 65536, dtype=bool)
+        flat = arr.reshape(-1)
+        step = 1 << 22
+        for start in range(0, flat.size, step):
+            seen[np.bincount(flat[start:start + step], minlength=len(seen)) > 0] = True
+        return np.flatnonzero(seen).astype(arr.dtype)
+    return np.unique(arr)
 
 
 def _value_counts(arr: np.ndarray, c: int, skip=None) -> np.ndarray:

@@ -338,3 +338,19 @@ def test_max_abs_logit_difference_names_the_axis_order():
     nchw = np.zeros((2, 3, 16, 16), np.float32)
     with pytest.raises(ValueError, match=r"looks channels-first \(N, C, H, W\).*\(N, H, W, C\).*transpose\(0, 2, 3, 1\)"):
         port.max_abs_logit_difference(None, None, nchw)
+
+
+def test_mask_values_are_found_without_widening_8_and_16_bit_masks():
+    rng = np.random.default_rng(0)
+    for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
+        masks = rng.choice(np.array([0, 3, 7, top], dtype=dtype), size=(3, 5, 7))
+        np.testing.assert_array_equal(D._distinct_values(masks), np.unique(masks))
+        assert D._distinct_values(masks).dtype == dtype
+    sixteen = np.array([[[0, 65535]]], np.uint16)  # no uint16 overflow in the "not class indices" check
+    assert any("not class indices" in p for p in D.inspect_masks(sixteen).problems)
+
+
+def test_load_folder_returns_int64_masks_checked_in_their_stored_dtype(tmp_path):
+    images_dir, masks_dir = _pairs(tmp_path, [np.array([[0, 1], [2, 1]], np.uint8)] * 2)
+    _, masks = D.load_folder(images_dir, masks_dir, num_classes=3)
+    assert masks.dtype == np.int64 and masks.tolist() == [[[0, 1], [2, 1]]] * 2
