@@ -141,8 +141,11 @@ def dice_chart(results: Mapping[str, Mapping], ds: Mapping, framework: str):
     table = {loss_name: {n: float(v) for n, v in zip(names, r["dice"])} for loss_name, r in results.items()}
     label, pred = next(iter(baseline_predictions(ds).items()))
     table[label] = {n: float(v) for n, v in zip(names, per_class_scores(ds, pred)["dice"])}
-    return viz.compare_bar_chart(table, title=f"{framework} · {ds['name']}: per-class Dice by training loss (one seed)",
-                                 ylabel="Dice (validation)")
+    fig = viz.compare_bar_chart(table, title=f"{framework} · {ds['name']}: per-class Dice by training loss (one seed)",
+                                ylabel="Dice (validation)")
+    fig.set_size_inches(min(10.0, fig.get_size_inches()[0]), fig.get_size_inches()[1])  # fits a notebook page
+    fig.tight_layout()
+    return fig
 
 
 def predictions_side_by_side(ds: Mapping, predictions: Mapping[str, np.ndarray], framework: str, n: int = 3):
@@ -156,7 +159,7 @@ def predictions_side_by_side(ds: Mapping, predictions: Mapping[str, np.ndarray],
     rows = np.flatnonzero((np.asarray(ds["y_val"]) == k - 1).any(axis=(1, 2)))[:n]
     rows = rows if rows.size else np.arange(min(n, len(ds["y_val"])))
     cols = 2 + len(predictions)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(min(10.0, 2.0 * cols), 2.1 * len(rows)), squeeze=False,
+    fig, axes = plt.subplots(len(rows), cols, figsize=(min(10.0, 1.8 * cols), 1.75 * len(rows) + 0.7), squeeze=False,
                              gridspec_kw=dict(hspace=0.12, wspace=0.06))
     for r, i in enumerate(rows):
         axes[r, 0].imshow(ds["x_val"][i])

@@ -117,6 +117,7 @@ def test_figures_have_one_panel_per_image_and_loss():
     fig = loss_lab.dice_chart(results, ds, "Keras")
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["CE", "all background (majority class)"]
+    assert fig.get_size_inches()[0] <= 10
     plt.close(fig)
     predictions = {"CE": ds["y_val"], "Dice": np.zeros_like(ds["y_val"])}
     fig = loss_lab.predictions_side_by_side(ds, predictions, "Keras", n=3)
