@@ -399,6 +399,8 @@ def section_pairs(name: str, settings) -> list[tuple[str, str]]:
         without = [label for label in labels if label == "recipe without class weights"]
         if full and without:
             out.append((full[0], without[0]))
+        if full and "plain + class weights" in labels:
+            out.append((full[0], "plain + class weights"))
         return out
     return [(label, labels[0]) for label in labels[1:]]
 
