@@ -36,7 +36,7 @@ exclude_patterns = ["**/.ipynb_checkpoints"]
 # executes only the notebooks whose code changed (or that are new).
 nb_execution_mode = "cache"
 nb_execution_cache_path = CACHE
-nb_execution_timeout = int(os.environ.get("COURSE_SITE_CELL_TIMEOUT", "1200"))  # seconds per cell
+nb_execution_timeout = int(os.environ.get("COURSE_SITE_CELL_TIMEOUT", "900"))  # seconds per cell
 nb_execution_allow_errors = False  # exercises allow errors through their own metadata (course_site.py)
 # A lecture or solution that fails is reported with its traceback, the other pages are still built, and
 # scripts/build_site.py then exits with status 1 naming the notebooks that failed.

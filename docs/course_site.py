@@ -147,10 +147,36 @@ def _output_folder(app) -> None:
         app.env.mystnb_config = app.env.mystnb_config.copy(output_folder=app.config.course_output_folder)
 
 
+def _dead_kernel_is_a_failed_notebook() -> None:
+    """A kernel that dies (killed, out of memory) fails its notebook like an error does, instead of ending the build.
+
+    jupyter-cache's executor reports cell errors and timeouts as a failed notebook and lets Sphinx go on; a
+    dead kernel raised through it and stopped Sphinx with every page unwritten. Its ``executenb`` is wrapped
+    so that ``DeadKernelError`` becomes nbclient's ``CellExecutionError``.
+    """
+    from jupyter_cache.executors import utils
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+    if getattr(utils.executenb, "_course_site", False):
+        return
+    original = utils.executenb
+
+    def executenb(*args, **kwargs):
+        try:
+            return original(*args, **kwargs)
+        except DeadKernelError as error:
+            raise CellExecutionError(f"The kernel died: {error}", "DeadKernelError", str(error)) from error
+
+    executenb._course_site = True
+    executenb._course_site_original = original
+    utils.executenb = executenb
+
+
 def setup(app):
     app.add_config_value("course_pages", [], "env")
     app.add_config_value("course_repository", "", "env")
     app.add_config_value("course_root", "", "env")
+    _dead_kernel_is_a_failed_notebook()
     app.connect("source-read", _source_read)
     app.connect("doctree-read", _doctree_read)
     app.add_config_value("course_output_folder", "", "env")

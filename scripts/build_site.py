@@ -82,7 +82,7 @@ def course_order(selected: list[Path] | None = None) -> list[str]:
             if resolved.parent.parent != ROOT or resolved.parent.name not in FOLDERS:
                 raise SystemExit(f"{path} is not in notebooks/, exercises/ or solutions/ of {ROOT}: only the course's notebooks are pages.")
             chosen.add(docname(resolved))
-    key = {f"{folder}": i for i, folder in enumerate(FOLDERS)}
+    key = {folder: i for i, folder in enumerate(FOLDERS)}
     return sorted(chosen, key=lambda name: (Path(name).name, key[Path(name).parent.name]))
 
 
@@ -228,7 +228,7 @@ def broken_links(site: Path) -> list[str]:
 
 
 def build(pages: list[str], out: Path, cache: Path, *, fresh: bool = False, clean: bool = False,
-          check: bool = True, quiet: bool = False) -> int:
+          check: bool = True, quiet: bool = False, retry: bool = True) -> int:
     """Build the site of ``pages`` (docnames in course order) into ``out``; return the exit status."""
     out = _own_folder(out, OUT_MARKER, "output")
     cache = _own_folder(cache, CACHE_MARKER, "cache")
@@ -244,6 +244,32 @@ def build(pages: list[str], out: Path, cache: Path, *, fresh: bool = False, clea
     repository = repository_url()
     src = cache / "src"
     lay_out_source(src, pages, repository)
+    start = time.monotonic()
+    status, failed = _sphinx(pages, out, cache, src, repository, quiet)
+    if status == 0 and failed and retry:
+        # A kernel can hang or die under load (the cell timeout then ends it): one more try, for those only.
+        print(f"Trying the {len(failed)} failed notebooks once more ...", flush=True)
+        status, failed = _sphinx(pages, out, cache, src, repository, quiet)
+    print(f"Built in {time.monotonic() - start:.0f} s.", flush=True)
+    if status != 0:
+        return status
+    if failed:
+        print(f"{len(failed)} notebooks failed to execute (their pages show no outputs; the error is above):\n  "
+              + "\n  ".join(failed), flush=True)
+    if check:
+        broken = broken_links(out)
+        if broken:
+            print(f"{len(broken)} broken links:\n  " + "\n  ".join(broken[:50]), flush=True)
+            return 1
+        print("Every relative link and image of every page resolves.")
+    if failed:
+        return 1
+    print(f"Open {out / 'index.html'} in a browser, or serve it: python -m http.server --directory {out}")
+    return 0
+
+
+def _sphinx(pages: list[str], out: Path, cache: Path, src: Path, repository: str, quiet: bool) -> tuple[int, list[str]]:
+    """Run Sphinx once; return its exit status and the notebooks (their copies in ``src``) that failed to execute."""
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT / "docs"), "-d", str(cache / "doctrees"),
                "--keep-going", "-j", "1"] + (["-q"] if quiet else []) + [str(src), str(out)]
     print(f"Building {len(pages)} pages in fast mode into {out} (executions cached in {cache / 'jupyter_cache'}) ...",
@@ -256,26 +282,11 @@ def build(pages: list[str], out: Path, cache: Path, *, fresh: bool = False, clea
             print(line, end="", flush=True)
             if "Executing notebook failed" in line:
                 failed.append(line.split(": WARNING")[0].strip())
-    status = sphinx.returncode
-    print(f"Sphinx finished with status {status} in {time.monotonic() - start:.0f} s.", flush=True)
-    if status != 0:
-        return status
-    if failed:
-        print(f"{len(failed)} notebooks failed to execute (their pages show no outputs; the error is above):\n  "
-              + "\n  ".join(failed), flush=True)
-        for path in map(Path, failed):  # Sphinx would take these pages as done: make it read them again next time
-            if src in path.parents and path.is_file():
-                os.utime(path)
-    if check:
-        broken = broken_links(out)
-        if broken:
-            print(f"{len(broken)} broken links:\n  " + "\n  ".join(broken[:50]), flush=True)
-            return 1
-        print("Every relative link and image of every page resolves.")
-    if failed:
-        return 1
-    print(f"Open {out / 'index.html'} in a browser, or serve it: python -m http.server --directory {out}")
-    return 0
+    print(f"Sphinx finished with status {sphinx.returncode} in {time.monotonic() - start:.0f} s.", flush=True)
+    for path in map(Path, failed):  # Sphinx would take these pages as done: make it read them again next time
+        if src in path.parents and path.is_file():
+            os.utime(path)
+    return sphinx.returncode, failed
 
 
 def main(argv=None) -> int:

@@ -257,3 +257,20 @@ def test_only_tensorflows_start_up_log_is_left_out_of_stderr():
         "W0000 00:00:1796551917.8 12 something.cc:1] a real warning",
         "UserWarning: the lecture's own warning",
         "I0000 is not a log line without its time"]
+
+
+def test_a_dead_kernel_fails_its_notebook_instead_of_the_build(monkeypatch):
+    pytest.importorskip("jupyter_cache", reason="the site extra is not installed")
+    import nbformat
+    from jupyter_cache.executors import utils
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+    def dies(*args, **kwargs):
+        raise DeadKernelError("Kernel died")
+
+    monkeypatch.setattr(utils, "executenb", dies)
+    course_site._dead_kernel_is_a_failed_notebook()
+    result = utils.single_nb_execution(nbformat.v4.new_notebook(), cwd=None, timeout=1, allow_errors=False)
+    assert isinstance(result.err, CellExecutionError) and "kernel died" in str(result.err).lower()
+    course_site._dead_kernel_is_a_failed_notebook()  # a second set-up does not wrap the wrapper again
+    assert utils.executenb._course_site_original is dies
