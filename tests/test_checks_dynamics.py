@@ -171,3 +171,33 @@ def test_the_repair_is_checked_on_the_repaired_runs_result(capsys):
         check_rare_class_repair(good, FREQ, 3, rare_dice_before=0.0, rare_dice_after=float("nan"), tolerance=0.1)
     with pytest.raises(CheckFailed, match="about its share of the pixels"):  # all ones fail before the run is read
         check_rare_class_repair([1.0] * 4, FREQ, 3, rare_dice_before=0.0, rare_dice_after=0.5, tolerance=0.1)
+
+
+def test_the_exercise_premises_agree_with_the_committed_runs():
+    """Exercise 08 runs seed 2 at the lab's budget: its committed rows give the outcomes the solution predicts."""
+    from course_utils import dynamics
+
+    try:
+        rows, meta = dynamics.load_benchmark("exercise", download=False)
+    except FileNotFoundError:
+        pytest.skip("benchmarks/results/dynamics_exercise.json is not here")
+
+    def values(setting, metric):
+        return [r[metric] for r in sorted((r for r in rows if r["setting"] == setting), key=lambda r: r["seed"])]
+
+    def at_seed_2(setting, metric):
+        return next(r[metric] for r in rows if r["setting"] == setting and r["seed"] == 2)
+
+    assert meta["seeds"] == [0, 1, 2, 3, 4]
+    tol_lr = tolerance_from_seeds(values("lr=0.003", "dice"), values("lr=0.3", "dice"))
+    assert outcome(at_seed_2("lr=0.003", "dice"), at_seed_2("lr=0.3", "dice"), tol_lr) == "down"
+    weighted, plain = "inverse-frequency weighted CE", "lr=0.003"
+    tol_rare = tolerance_from_seeds(values(plain, "rare_dice"), values(weighted, "rare_dice"))
+    assert outcome(at_seed_2(plain, "rare_dice"), at_seed_2(weighted, "rare_dice"), tol_rare) == "up"
+    drowned = "drowned weights [1, 1, 1, 0.01]"
+    tol_repair = tolerance_from_seeds(values(drowned, "rare_dice"), values(weighted, "rare_dice"))
+    assert at_seed_2(weighted, "rare_dice") - at_seed_2(drowned, "rare_dice") > tol_repair
+    # the broken run diverges (loss to inf) at seed 2, and the repaired rate's run beats background-only by 0.05
+    broken = next(r for r in rows if r["setting"] == "no norm, lr=30" and r["seed"] == 2)
+    assert broken["diverged"] is True
+    assert min(values("no norm, lr=0.001", "dice")) > max(values("no norm, lr=30", "dice")) + 0.05
