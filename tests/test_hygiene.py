@@ -19,10 +19,10 @@ NOTEBOOKS = sorted(p for folder in ("notebooks", "solutions", "exercises") for p
 def _kernel_metadata():
     """What JupyterLab writes when the kernel starts: the kernelspec and the kernel's language_info."""
     from ipykernel.ipkernel import IPythonKernel
-    from jupyter_client.kernelspec import KernelSpecManager
+    from ipykernel.kernelspec import get_kernel_dict
 
-    spec = KernelSpecManager().get_kernel_spec("python3")
-    kernelspec = {"name": "python3", "display_name": spec.display_name, "language": spec.language}
+    spec = get_kernel_dict()  # ipykernel's own python3 kernelspec (what a course environment installs)
+    kernelspec = {"name": "python3", "display_name": spec["display_name"], "language": spec["language"]}
     language_info = {k: v for k, v in IPythonKernel.language_info.items() if k != "version"}
     return kernelspec, json.loads(json.dumps(language_info))
 
