@@ -340,3 +340,15 @@ def test_ddp_script_stops_when_the_loss_becomes_inf(tmp_path):
     assert result.returncode != 0
     assert "TrainingDivergedError: the training loss became" in result.stderr and "at step 2," in result.stderr
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_the_batched_check_used_on_gpus_names_the_first_bad_step():
+    """On a GPU the losses are read every POSTFIX_EVERY steps; the first bad one is still the step named."""
+    torch = pytest.importorskip("torch")
+    from course_utils.torch import train
+
+    pending = [torch.tensor(v) for v in [0.7, 0.6, 0.5, float("nan"), float("inf"), 0.4, 0.3, 0.2, 0.1, 0.1]]
+    with pytest.raises(TrainingDivergedError, match=r"became nan at epoch 4, step 14,") as info:
+        train._stop_if_nonfinite(pending, 19, 4, False, None)  # 0-based steps 10..19: the NaN is step 13 (0-based)
+    assert info.value.step == 14
+    train._stop_if_nonfinite(pending[:3], 2, 1, False, None)  # all finite: nothing happens
