@@ -103,15 +103,25 @@ def check_calls(source: str) -> list[tuple[str, str]]:
 
     Only real calls count: the cell is parsed, so a call in a comment or a string is not one. The label is
     the call without ``checks.``, shortened for long calls; a prediction check is labelled by its variable
-    (``check_prediction(PREDICTION_RF)``). A cell that is not valid Python has no real calls; for its rows
-    the calls are read from the lines that are not comments (they can never be graded passed).
+    (``check_prediction(PREDICTION_RF)``). See :func:`_calls` for cells that are not plain Python.
     """
-    code = _python_source(source)
+    return [(name, label) for name, label, _ in _calls(source)]
+
+
+def _calls(source: str) -> list[tuple[str, str, bool]]:
+    """``[(check_name, label, real)]``: ``real`` is False for calls read from a cell that is not valid Python.
+
+    A cell magic's body (``%%time``, ``%%capture``) is parsed as Python. A cell that still does not parse has
+    no real calls: its rows come from the lines that are not comments, and they are never matched with a
+    record (such a cell cannot run a check, so it cannot pass one).
+    """
+    body = source.split("\n", 1)[1] if source.lstrip().startswith("%%") and "\n" in source else source
+    code = _python_source(body)
     try:
         tree = ast.parse(code)
     except SyntaxError:
         lines = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
-        return [(m.group(1), m.group(1) + "(...)") for m in _CALL.finditer(lines)]
+        return [(m.group(1), m.group(1) + "(...)", False) for m in _CALL.finditer(lines)]
     calls = []
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
@@ -120,7 +130,7 @@ def check_calls(source: str) -> list[tuple[str, str]]:
             text = ast.get_source_segment(code, node) or f"checks.{node.func.attr}(...)"
             calls.append(((node.lineno, node.col_offset), node.func.attr, _label(node.func.attr, text,
                                                                                   node.keywords)))
-    return [(name, label) for _, name, label in sorted(calls)]
+    return [(name, label, True) for _, name, label in sorted(calls)]
 
 
 def _cell_error(cell) -> tuple[str, str]:
@@ -245,9 +255,9 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, kernel_name: st
             continue
         records, last_seq = (signed_records(cell, key, last_seq) if index in executed else ([], last_seq))
         ename, evalue = _cell_error(cell)
-        for name, label in check_calls(cell.source):
+        for name, label, real in _calls(cell.source):
             row = Row(result.exercise, label)
-            record = next((r for r in records if r.get("check") == name), None)
+            record = next((r for r in records if r.get("check") == name), None) if real else None
             if record is not None:
                 records.remove(record)
                 row.status, row.message = record["status"], _one_line(record.get("message", ""))

@@ -147,6 +147,9 @@ def test_calls_in_comments_and_strings_are_not_calls():
     source = ("# checks.check_one_hot(one_hot)\ntext = 'checks.check_dice(dice)'\n%time x = 1\n"
               "checks.check_iou(iou)")
     assert grade.check_calls(source) == [("check_iou", "check_iou(iou)")]
+    # a cell magic's body is Python; a cell that is not Python has calls for its rows, never real ones
+    assert grade.check_calls("%%time\nchecks.check_iou(iou)") == [("check_iou", "check_iou(iou)")]
+    assert grade._calls("%%bash\necho checks.check_iou(iou) &&") == [("check_iou", "check_iou(...)", False)]
 
 
 def test_a_looping_notebook_is_stopped_at_its_limit_and_the_rest_are_graded(tmp_path):
