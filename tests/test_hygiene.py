@@ -68,3 +68,33 @@ def test_lab_kernels_show_no_tensorflow_start_up_lines(tmp_path):
     stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
     assert stderr == "", stderr
     assert "4.0" in "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
+
+
+def test_the_lab_adds_the_kernels_python_version_on_open_and_drops_it_on_save(tmp_path):
+    """What JupyterLab receives for a stored notebook equals what the kernel will write (so opening it does not
+    mark it modified), and what it saves is the stored form again (no machine-specific version on disk)."""
+    import asyncio
+
+    pytest.importorskip("jupyter_server")
+    from ipykernel.ipkernel import IPythonKernel
+
+    from course_utils.lab_contents import CourseContentsManager
+
+    stored = ROOT / "notebooks" / "00_setup.ipynb"
+    (tmp_path / "n.ipynb").write_text(stored.read_text(encoding="utf-8"), encoding="utf-8")
+    manager = CourseContentsManager(root_dir=str(tmp_path))
+    model = asyncio.run(manager.get("n.ipynb"))
+    kernel_info = json.loads(json.dumps(IPythonKernel.language_info))
+    assert model["content"]["metadata"]["language_info"] == kernel_info       # version included
+    assert model["content"]["metadata"]["kernelspec"] == _kernel_metadata()[0]
+
+    asyncio.run(manager.save({"type": "notebook", "format": "json", "content": model["content"]}, "saved.ipynb"))
+    saved = json.loads((tmp_path / "saved.ipynb").read_text(encoding="utf-8"))
+    assert saved["metadata"] == json.loads(stored.read_text(encoding="utf-8"))["metadata"]
+    assert "version" not in saved["metadata"]["language_info"]
+
+
+def test_course_lab_starts_jupyterlab_with_the_course_contents_manager():
+    script = (ROOT / "course").read_text(encoding="utf-8")
+    lab = script[script.index("    lab)"):script.index(";;", script.index("    lab)"))]
+    assert "--ServerApp.contents_manager_class=course_utils.lab_contents.CourseContentsManager" in lab
