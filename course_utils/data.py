@@ -1022,6 +1022,10 @@ def _ensure_dataset_arrays(images, masks):
             hint = ": drop the channel axis with masks[..., 0]."
         elif masks.ndim == 4 and masks.shape[1] == 1:
             hint = ": drop the channel axis with masks[:, 0]."
+        elif masks.ndim == 4 and masks.shape[-1] in (3, 4) and masks.size and np.nanmax(masks) > 1:
+            hint = (f": these look like colour-coded RGB masks (values up to {np.nanmax(masks):g}), not one-hot ones; "
+                    "map each colour to its class index with data.rgb_to_index(masks, {(r, g, b): class_index, ...}) "
+                    "(or load the folder with load_folder(..., mask_mapping=...)).")
         elif masks.ndim == 4:
             axis = -1 if masks.shape[:3] == images.shape[:3] else 1 if masks.shape[2:] == images.shape[1:3] else -1
             hint = (f": these look like one-hot (or per-class) masks; take the argmax over the class axis, "
