@@ -188,13 +188,22 @@ def _read(path: Path, result: NotebookResult):
 
     if not path.is_file():
         result.error = ("the file went missing before it was graded (did an earlier notebook delete or move it?)"
-                        if not path.exists() else "not a regular file: grade only notebook files")
+                        if not path.exists() else
+                        f"{path.name} is not a regular file (a folder, pipe or device): grade only notebook files")
         return None
     try:
         return nbformat.read(path, as_version=4)
     except Exception as error:  # noqa: BLE001 - any unreadable file gets its own row
-        result.error = _one_line(f"{path.name} could not be read as a notebook ({type(error).__name__}: "
-                                 f"{error}): open it in Jupyter and save it again, or ask for a new copy")
+        reason = f"{type(error).__name__}: {error}"
+        try:  # JSON that is not a notebook: say what it is, not the library's AttributeError
+            top = json.loads(path.read_text(encoding="utf-8"))
+        except Exception:  # noqa: BLE001 - not JSON (or unreadable): the library's reason stands
+            top = None
+        if isinstance(top, list) or (isinstance(top, dict) and "cells" not in top):
+            reason = ("it is JSON but not a notebook: a list at the top level" if isinstance(top, list)
+                      else "it is JSON but not a notebook: no 'cells'")
+        result.error = _one_line(f"{path.name} could not be read as a notebook ({reason}): open it in Jupyter "
+                                 "and save it again, or ask for a new copy")
         return None
 
 
