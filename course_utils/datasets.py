@@ -329,8 +329,11 @@ def describe_folder(images_dir, masks_dir, name: str | None = None, class_names=
         if verbose:
             print(f"layout: {layout} ({len(paths)} masks in {masks_dir.name}/)")
             print(report)
+        problems = " ".join(report.problems)
+        if problems[:1].isupper() and problems[1:2].islower():  # "The masks hold ..." continues the sentence
+            problems = problems[0].lower() + problems[1:]
         raise ValueError(f"describe_folder: the masks in {masks_dir} cannot be described as class indices yet: "
-                         + " ".join(report.problems))
+                         + problems)
     if class_names is None:
         valid = [v for v in report.values if v != ignore_index]
         class_names = tuple(f"class {i}" for i in range(int(max(valid)) + 1)) if valid else ("class 0",)
