@@ -19,7 +19,10 @@ with the course's ``fit`` on ``make_loader``; both with the course's ``CrossEntr
 
 Usage::
 
-    nice -n 5 .venv/bin/python benchmarks/framework_parity.py --seeds 5     # about 20 CPU minutes
+    nice -n 5 .venv/bin/python benchmarks/framework_parity.py --seeds 4 --settings l05_ce
+    nice -n 5 .venv/bin/python benchmarks/framework_parity.py --seeds 4 --settings l07_unet --stem framework_parity_l07
+    # 4 more seeds added to a finished file; --seeds 0 --add only rebuilds the Markdown
+    nice -n 5 .venv/bin/python benchmarks/framework_parity.py --seeds 4 --first-seed 4 --add --settings l05_ce
     .venv/bin/python benchmarks/framework_parity.py --quick                 # 1 seed, 1 epoch: checks that it runs
 
 Writes ``benchmarks/results/framework_parity.json`` and ``.md`` (``--stem`` names other files).
@@ -111,13 +114,17 @@ def main(argv=None):
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch, nothing written")
     parser.add_argument("--stem", default="framework_parity", help="results file name (without .json/.md)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--add", action="store_true", help="add these runs to those already in the results file")
     args = parser.parse_args(argv)
     import keras  # noqa: F401  (imported before seeding, so seed_everything seeds it)
     import torch
 
     torch.set_num_threads(1)
-    seeds = [0] if args.quick else list(range(args.seeds))
+    seeds = [0] if args.quick else list(range(args.first_seed, args.first_seed + args.seeds))
     runs = []
+    if args.add and (RESULTS / f"{args.stem}.json").exists():
+        runs = json.loads((RESULTS / f"{args.stem}.json").read_text())["runs"]
     for setting in args.settings:
         config = dict(SETTINGS[setting], epochs=1) if args.quick else SETTINGS[setting]
         split = load(setting)
@@ -134,6 +141,9 @@ def main(argv=None):
                     print(json.dumps(row), flush=True)
     if args.quick:
         return runs
+    runs = sorted({(r["setting"], r["when"], r["framework"], r["seed"]): r for r in runs}.values(),
+                  key=lambda r: (r["setting"], r["seed"], r["when"], r["framework"]))
+    args.settings = sorted({r["setting"] for r in runs}, key=list(SETTINGS).index)
     lines = ["# Keras vs PyTorch U-Net from fresh initialisation: before and after issue 21", "",
              "Written by `benchmarks/framework_parity.py`; metric: mean Dice over 4 classes on held-out images; "
              "collapsed = background predicted everywhere.", "",
@@ -156,6 +166,12 @@ def main(argv=None):
                 k = [r["mean_dice"] for r in runs if (r["setting"], r["when"], r["framework"]) == (setting, when, "keras")]
                 t = [r["mean_dice"] for r in runs if (r["setting"], r["when"], r["framework"]) == (setting, when, "torch")]
                 lines.append(f"- {setting}, {when}: {compare_paired(k, t)['verdict']}")
+        lines += ["", "Paired by seed, after minus before (mean Dice), per framework:", ""]
+        for setting in args.settings:
+            for framework in ("keras", "torch"):
+                a, b = ([r["mean_dice"] for r in runs if (r["setting"], r["when"], r["framework"]) == (setting, w, framework)]
+                        for w in ("after", "before"))
+                lines.append(f"- {setting}, {framework}: {compare_paired(a, b)['verdict']}")
     except Exception as error:  # pragma: no cover - older multiseed
         lines += ["", f"(paired comparison unavailable: {error})"]
     RESULTS.mkdir(exist_ok=True)
