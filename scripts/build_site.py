@@ -140,17 +140,19 @@ def _empty(folder: Path, keep: str) -> None:
 
 
 def lay_out_source(src: Path, pages: list[str], repository: str) -> None:
-    """The folder Sphinx reads: index.md, a copy of each page's notebook, and links to scripts/ and benchmarks/.
+    """The folder Sphinx reads: index.md, a copy of each page's notebook, and links to scripts/, benchmarks/ and
+    course_utils/.
 
     The notebooks run in their copies' folder, so ``Path.cwd().parent`` is ``src``, which holds links to the
-    repository's ``scripts/`` and ``benchmarks/`` (lecture 11 starts scripts, lectures 05, 07 and 08 read
-    committed results), and whatever a notebook writes next to itself stays in the cache. A copy is
+    repository's ``scripts/``, ``benchmarks/`` and ``course_utils/`` (lecture 11 starts scripts and shows
+    lines of course_utils' source; lectures 05, 07 and 08 read committed results), and whatever a notebook
+    writes next to itself stays in the cache. A copy is
     rewritten only when its notebook changed, so Sphinx rereads only those.
     """
     from course_utils import safety
 
     src.mkdir(parents=True, exist_ok=True)
-    for name in ("scripts", "benchmarks"):
+    for name in ("scripts", "benchmarks", "course_utils"):
         link = src / name
         if not (link.is_symlink() and Path(os.readlink(link)) == ROOT / name):
             safety.remove(link, inside=src)
