@@ -23,7 +23,9 @@ __all__ = ["lr_range_test", "StepSchedule", "make_loss", "train_and_score"]
 
 
 def _default_optimizer(lr):
-    return keras.optimizers.Adam(lr)
+    from .optim import make_adam  # the course's Adam: epsilon 1e-8, as torch.optim.Adam
+
+    return make_adam(lr)
 
 
 def lr_range_test(model, data, loss_fn, min_lr: float = 1e-6, max_lr: float = 1.0, num_steps: int = 100,
@@ -131,7 +133,7 @@ def train_and_score(x_train, y_train, x_val, y_val, *, num_classes: int, lr: flo
                        depth=depth, norm=norm)
     dataset = make_dataset(x_train, y_train, batch_size=batch_size, shuffle=True, augment=augment, seed=seed)
     steps = epochs * math.ceil(len(x_train) / batch_size)
-    model.compile(optimizer=keras.optimizers.Adam(lr),
+    model.compile(optimizer=_default_optimizer(lr),
                   loss=make_loss(loss, num_classes, ce_weight, dice_weight, class_weights))
     callback = StepSchedule(_dyn.make_schedule(schedule, lr, steps))
     history = model.fit(dataset, epochs=epochs, callbacks=[callback], verbose=1 if progress else 0).history
