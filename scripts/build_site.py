@@ -243,6 +243,7 @@ def build(pages: list[str], out: Path, cache: Path, *, fresh: bool = False, clea
     if clean or fresh:
         _empty(out, OUT_MARKER)
         safety.remove(cache / "doctrees", inside=cache)
+    safety.remove(out / "reports", inside=out)  # MyST-NB's tracebacks of failed notebooks: only this build's
     repository = repository_url()
     src = cache / "src"
     lay_out_source(src, pages, repository)
