@@ -14,7 +14,7 @@ import math
 import os
 from pathlib import Path
 
-from .safety import atomic_write
+from .safety import atomic_write, remove
 
 __all__ = ["record_results", "results_dir", "check_writable_folder", "RECORD_ENV_VAR"]
 
@@ -60,7 +60,7 @@ def check_writable_folder(folder, what: str = "the output folder") -> Path:
                       "or choose another folder before training starts.") from None
     finally:
         os.close(handle)
-        os.unlink(probe)
+        remove(probe, inside=folder)  # the probe file this function made, nothing else
     return folder
 
 

@@ -84,6 +84,21 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(owned):
         safety.atomic_write(owned / ".." / "canary.txt", lambda tmp: tmp.write_text("x"), inside=owned)
 
 
+def test_atomic_write_gives_the_permissions_of_a_plain_write(owned):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        written = safety.atomic_write(owned / "table.md", lambda tmp: tmp.write_text("x"))
+        plain = owned / "plain.md"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    # mkstemp alone would leave 0600: a committed results file others could not read
+    assert stat.S_IMODE(written.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o644
+
+
 # ---------------------------------------------------------------------------- checkpoints
 def test_torch_checkpoint_is_atomic_and_touches_no_other_file(owned):
     torch = pytest.importorskip("torch")
