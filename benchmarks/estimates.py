@@ -74,7 +74,7 @@ LIMIT_MINUTES, LIMIT_GB = 15.0, 14.0
 class Run:
     notebook: str
     label: str
-    model: str  # "unet", "fcn8s"/"fcn16s"/"fcn32s", "deeplab8"
+    model: str  # "unet", "fcn8s"/"fcn16s"/"fcn32s", "deeplab8", "deeplabplus8"
     config: dict
     channels: int
     size: int  # training crop / image side
@@ -113,7 +113,7 @@ RUNS = [
       for fw, precision in (("Keras", "fp32"), ("PyTorch", "amp"))],
     Run("06_evaluation", "U-Net, weighted CE", "unet", UNET_32, 1, 256, 24, 40, 8, "amp", "torch", 512, 6),
     # 07: 128 images of 64 px (2x2 scenes, 4 classes), 96 train / 32 validation predicted once: FCN-32s/16s/8s
-    # (Keras), then U-Net, FCN-8s, DeepLab OS8 in both frameworks on the shapes and on membrane tiles
+    # (Keras), then U-Net, FCN-8s, DeepLab OS8 and DeepLabV3+ OS8 in both frameworks on the shapes and on membrane tiles
     # (30 slices at 256 px -> 16 tiles each; 22 training slices, 8 validation slices).
     *[Run("07_fcn_deeplab", f"FCN-{v}, shapes (Keras)", f"fcn{v}", FCN_8, 3, 64, 96, 20, 8, "fp32", "keras",
           predict_images=32, classes=4) for v in ("32s", "16s", "8s")],
@@ -123,7 +123,7 @@ RUNS = [
       for fw in ("Keras", "PyTorch")
       for dataset, ch, classes, n_train, n_val in (("shapes", 3, 4, 96, 32), ("membrane tiles", 1, 2, 352, 128))
       for label, model, config in (("U-Net", "unet", UNET_8), ("FCN-8s", "fcn8s", FCN_8),
-                                   ("DeepLab OS8", "deeplab8", DL_8))],
+                                   ("DeepLab OS8", "deeplab8", DL_8), ("DeepLabV3+ OS8", "deeplabplus8", DL_8))],
     # 08: 48-px shapes, 128 training / 64 held-out images, 8 epochs. torch_dynamics.train_and_score trains on the
     # CPU (device="cpu") even on Colab: 7 learning rates, pure and weighted CE, and the default rate once more;
     # the range test (100 steps) and the throughput probe (11 steps at each batch 1..64) also use the CPU.
@@ -207,9 +207,12 @@ NOTEBOOKS = ["00_setup", "01_data", "02_dense_prediction", "03_unet_keras", "04_
 
 def build(run: Run):
     from course_utils.torch.deeplab import DeepLabV3
+    from course_utils.torch.deeplab_plus import DeepLabV3Plus
     from course_utils.torch.fcn import FCN
     from course_utils.torch.unet import UNet
 
+    if run.model == "deeplabplus8":
+        return DeepLabV3Plus(run.channels, run.classes, output_stride=8, **run.config)
     if run.model == "unet":
         return UNet(in_channels=run.channels, num_classes=run.classes, **run.config)
     if run.model.startswith("fcn"):
