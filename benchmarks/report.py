@@ -15,7 +15,7 @@ Combines, under a description of the machine:
 4. ``membrane_unet.py``: the U-Net of lectures 03/04 trained on the ISBI 2012 slices at a larger budget and
    scored on the held-out slices 25-29 (``results/membrane_unet.json``; ``--preset lecture`` on a GPU,
    ``--preset cpu`` otherwise);
-6. ``loss_comparison.py`` and ``architecture_comparison.py``: lectures 05 and 07's experiments over 3 seeds
+6. ``loss_comparison.py`` and ``architecture_comparison.py``: lectures 05 and 07's experiments over 5 seeds, with paired verdicts
    (``results/loss_comparison.md``, ``results/architecture_comparison.md``; skipped by ``--quick``);
 5. the accuracy tables of lectures 05, 07 and 09: the report executes these notebooks (``jupyter nbconvert
    --execute``) with ``COURSE_RECORD_RESULTS`` pointing at the results folder, so they write
