@@ -130,7 +130,7 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     from_pyproject = _requirement_set(
-        project["dependencies"] + extras["tensorflow"] + extras["torch"] + extras["lab"] + extras["test"]
+        project["dependencies"] + extras["tensorflow"] + extras["torch"] + extras["lab"] + extras["test"] + extras["site"]
     )
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
