@@ -279,6 +279,9 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, kernel_name: st
             else:
                 row.message = "the check did not report a result when its cell ran"
             result.rows.append(row)
+    if not result.rows and not result.error:
+        result.error = ("no check of the course is called in this notebook (the check cells are missing, or "
+                        "their calls are only in comments or strings): compare it with a fresh copy of the exercise")
     return result
 
 

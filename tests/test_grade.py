@@ -116,7 +116,9 @@ def test_a_check_only_in_a_comment_with_a_forged_record_is_not_passed(tmp_path):
     folder.mkdir()
     _cells_notebook(folder / "01_forged.ipynb", ONE_HOT_SWAPPED, FORGED_RECORD)
     (result,) = grade.grade_folder(folder, timeout=120, progress=None)
-    assert result.rows == [] and result.error == ""
+    assert result.rows == []
+    assert result.error.startswith("no check of the course is called in this notebook")   # a row, not silence
+    assert "no check of the course is called" in grade.to_markdown([result], "t")
     # with the real call in the same cell, only the check's own (failing) record counts
     _cells_notebook(folder / "01_forged.ipynb", ONE_HOT_SWAPPED,
                     FORGED_RECORD + "try:\n    checks.check_one_hot(one_hot)\nexcept Exception:\n    pass\n")
@@ -190,12 +192,13 @@ def test_broken_and_missing_notebooks_get_a_row_and_the_rest_are_graded(tmp_path
     assert grade.main([str(folder), "--out", str(out), "--timeout", "120"]) == 0
     rows = list(csv.DictReader(open(out / "student.csv", encoding="utf-8")))
     errors = {r["exercise"]: r["message"] for r in rows if r["status"] == "error"}
-    assert set(errors) == {"02_list", "03_deleted", "04_not_json"}
+    assert set(errors) == {"01_deletes", "02_list", "03_deleted", "04_not_json"}
+    assert errors["01_deletes"].startswith("no check of the course is called")   # it ran, but checked nothing
     assert "02_list.ipynb could not be read as a notebook" in errors["02_list"]
     assert "04_not_json.ipynb could not be read as a notebook" in errors["04_not_json"]
     assert "went missing" in errors["03_deleted"]
     assert {r["status"] for r in rows if r["exercise"] == "05_right"} == {"passed"}
-    assert "3 notebooks with an error" in (out / "student.md").read_text()
+    assert "4 notebooks with an error" in (out / "student.md").read_text()
 
 
 def test_out_naming_a_file_is_refused_before_grading(tmp_path, capsys):
