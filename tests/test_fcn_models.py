@@ -187,3 +187,18 @@ def test_deeplab_initial_weights_are_he_in_both_frameworks():
     tmodel = tdl.DeepLabV3(3, 3, output_stride=16, base_filters=32)
     _assert_same_initial_stds(kmodel, tmodel)
     assert not tmodel.classifier.bias.detach().any()
+
+
+def test_deeplab_and_deeplab_plus_refuse_bad_batches_with_the_same_messages():
+    torch = pytest.importorskip("torch")
+    from course_utils.torch.deeplab import DeepLabV3
+    from course_utils.torch.deeplab_plus import DeepLabV3Plus
+
+    for model, name in ((DeepLabV3(3, 2, output_stride=8, base_filters=4), "DeepLabV3"),
+                        (DeepLabV3Plus(3, 2, output_stride=8, base_filters=4), "DeepLabV3Plus")):
+        with pytest.raises(ValueError, match=rf"{name} expects a batch \(B, C, H, W\).*unsqueeze"):
+            model(torch.zeros(3, 32, 32))
+        with pytest.raises(ValueError, match="It looks like NHWC: use x.permute"):
+            model(torch.zeros(1, 32, 32, 3))
+        with pytest.raises(ValueError, match=rf"Build the model with {name}\(in_channels=1"):
+            model(torch.zeros(1, 1, 32, 32))

@@ -84,6 +84,29 @@ class ASPP(nn.Module):
         return self.project(torch.cat(branches, dim=1))
 
 
+def check_deeplab_input(x: torch.Tensor, in_channels: int, output_stride: int, model: str):
+    """Check a DeepLab input batch (B, in_channels, H, W) and return its (H, W); a clear error otherwise.
+
+    Shared by :class:`DeepLabV3` and ``DeepLabV3Plus`` (``model`` names the class in the messages).
+    """
+    if x.ndim != 4:
+        raise ValueError(
+            f"{model} expects a batch (B, C, H, W), got shape {tuple(x.shape)}: "
+            "add the batch axis with x.unsqueeze(0)."
+        )
+    if x.shape[1] != in_channels:
+        hint = (" It looks like NHWC: use x.permute(0, 3, 1, 2)." if x.shape[-1] == in_channels
+                else f" Build the model with {model}(in_channels={x.shape[1]}, ...).")
+        raise ValueError(
+            f"{model}(in_channels={in_channels}) got input of shape {tuple(x.shape)} "
+            f"with {x.shape[1]} channels in dim 1.{hint}"
+        )
+    size = x.shape[-2:]
+    label = "DeepLabV3+" if model == "DeepLabV3Plus" else model
+    check_input_size(int(size[0]), int(size[1]), output_stride, f"{label} with output_stride={output_stride}")
+    return size
+
+
 class DeepLabV3(nn.Module):
     """DeepLabV3-style network returning logits (B, num_classes, H, W) for input (B, in_channels, H, W).
 
@@ -142,21 +165,7 @@ class DeepLabV3(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4:
-            raise ValueError(
-                f"DeepLabV3 expects a batch (B, C, H, W), got shape {tuple(x.shape)}: "
-                "add the batch axis with x.unsqueeze(0)."
-            )
-        if x.shape[1] != self.in_channels:
-            hint = (" It looks like NHWC: use x.permute(0, 3, 1, 2)." if x.shape[-1] == self.in_channels
-                    else f" Build the model with DeepLabV3(in_channels={x.shape[1]}, ...).")
-            raise ValueError(
-                f"DeepLabV3(in_channels={self.in_channels}) got input of shape {tuple(x.shape)} "
-                f"with {x.shape[1]} channels in dim 1.{hint}"
-            )
-        size = x.shape[-2:]
-        check_input_size(int(size[0]), int(size[1]), self.output_stride,
-                         f"DeepLabV3 with output_stride={self.output_stride}")
+        size = check_deeplab_input(x, self.in_channels, self.output_stride, "DeepLabV3")
         x = self.classifier(self.aspp(self.features(x)))
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..sizes import stage_dilations
-from .deeplab import ASPP
-from .fcn import ConvBNReLU, VGGStage, _check_int, check_input_size, stage_filters
+from .deeplab import ASPP, check_deeplab_input
+from .fcn import ConvBNReLU, VGGStage, _check_int, stage_filters
 from .init import he_init_
 
 __all__ = ["DeepLabV3Plus", "DeepLabV3PlusDecoder", "LOW_LEVEL_STAGE"]
@@ -93,14 +93,7 @@ class DeepLabV3Plus(nn.Module):
         he_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"DeepLabV3Plus(in_channels={self.in_channels}) expects a batch (B, {self.in_channels}, H, W), "
-                f"got shape {tuple(x.shape)}: add the batch axis with x.unsqueeze(0) or put the channels in dim 1."
-            )
-        size = x.shape[-2:]
-        check_input_size(int(size[0]), int(size[1]), self.output_stride,
-                         f"DeepLabV3+ with output_stride={self.output_stride}")
+        size = check_deeplab_input(x, self.in_channels, self.output_stride, "DeepLabV3Plus")
         x, low_level = self.stem(x), None
         for k, (pool_before, _) in enumerate(self.plan, start=1):
             if pool_before:
